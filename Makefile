@@ -1,0 +1,88 @@
+# engram — plain Makefile (no CMake). `make` builds the library and every program into build/.
+#   make            library + tests + apps + tools
+#   make test       build and run the doctest suite (no GPU needed)
+#   make gradcheck  one line per registered op: gradcheck in f64 and the PyTorch golden match
+#   make golden     regenerate tests/golden/ with Debian's python3-torch
+#   make deps       install the Debian packages (scripts/install-deps.sh)
+#   make WERROR=1   warnings are errors (CI does this)
+#   make cuda       also build the CUDA backend when nvcc is found (see cuda/)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+
+BUILD    ?= build
+CXX      ?= g++
+PKGS     := openblas fftw3 fftw3f fmt
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CXXFLAGS ?= -O2 -g0
+CXXFLAGS += -std=c++20 -Wall -Wextra -fopenmp -I. $(PKG_CFLAGS) -MMD -MP
+ifeq ($(WERROR),1)
+CXXFLAGS += -Werror
+endif
+LDLIBS   += $(PKG_LIBS) -fopenmp -lpthread -lm
+
+LIB_SRCS  := $(wildcard core/*.cpp core/cpu/*.cpp autograd/*.cpp nn/*.cpp memory/*.cpp)
+LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
+LIB       := $(BUILD)/libengram.a
+
+TEST_SRCS := $(wildcard tests/*.cpp)
+TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
+TEST_BIN  := $(BUILD)/tests/engram_tests
+
+APP_COMMON_SRCS := $(wildcard apps/common/*.cpp)
+APP_COMMON_OBJS := $(APP_COMMON_SRCS:%.cpp=$(BUILD)/%.o)
+APP_DIRS  := $(filter-out apps/common,$(patsubst %/main.cpp,%,$(wildcard apps/*/main.cpp)))
+APP_BINS  := $(APP_DIRS:apps/%=$(BUILD)/apps/%)
+TOOL_SRCS := $(wildcard tools/*.cpp)
+TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%)
+
+OP_NAMES  := $(BUILD)/op_names.inc
+
+.PHONY: all test gradcheck golden deps clean bench demo
+all: $(LIB) $(TEST_BIN) $(APP_BINS) $(TOOL_BINS)
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+# Every op name recorded on the tape, scanned from the sources, so a test can insist that each
+# one is exercised by the op registry (an op cannot escape its gradcheck by being forgotten).
+$(OP_NAMES): $(wildcard autograd/*.cpp) Makefile
+	@mkdir -p $(dir $@)
+	@grep -ohE '(record1?|unary_op)\("[a-z0-9_]+"' autograd/*.cpp | sed -E 's/.*\("([a-z0-9_]+)"/"\1",/' | sort -u > $@
+
+$(BUILD)/tests/test_registry.o: $(OP_NAMES)
+$(BUILD)/tests/%.o: CXXFLAGS += -I$(BUILD)
+
+$(TEST_BIN): $(TEST_OBJS) $(APP_COMMON_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(TEST_OBJS) $(APP_COMMON_OBJS) $(LIB) -o $@ $(LDLIBS)
+
+$(BUILD)/apps/%: $(BUILD)/apps/%/main.o $(APP_COMMON_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(filter %.o,$^) $(LIB) -o $@ $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $< $(LIB) -o $@ $(LDLIBS)
+
+test: $(TEST_BIN)
+	$(TEST_BIN)
+
+gradcheck: $(BUILD)/tools/gradcheck
+	$(BUILD)/tools/gradcheck
+
+golden: $(BUILD)/tools/export_samples
+	$(BUILD)/tools/export_samples > $(BUILD)/op_samples.json
+	/usr/bin/python3 tests/golden/make_golden.py $(BUILD)/op_samples.json tests/golden/ops.json
+
+deps:
+	bash scripts/install-deps.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d)

@@ -1,0 +1,53 @@
+// autograd/matmul.cpp — matrix products (all through BLAS via the matmul kernel).
+//
+// y = a @ b with a [.., M, K], b [.., K, N]; batch dims broadcast. 1-D operands follow NumPy:
+// a vector a is treated as [1, K] and b as [K, 1], and the added dim is dropped from y.
+//   da += dy @ b^T   (summed over broadcast batch dims by the tape)
+//   db += a^T @ dy
+// Transposes are views: the kernel passes them to BLAS as Trans flags, no copies.
+#include "autograd/ops.h"
+#include "autograd/raw_ops.h"
+
+namespace engram {
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  rk::check_same(a_in, b_in, "matmul");
+  ENGRAM_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: scalars are not allowed ({} @ {})",
+               shape_str(a_in.shape()), shape_str(b_in.shape()));
+  // Promote vectors to matrices, remember to drop the added dims from the result.
+  Tensor a = a_in.dim() == 1 ? reshape(a_in, {1, a_in.shape()[0]}) : a_in;
+  Tensor b = b_in.dim() == 1 ? reshape(b_in, {b_in.shape()[0], 1}) : b_in;
+  int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1];
+  int64_t K2 = b.shape()[b.dim() - 2], N = b.shape()[b.dim() - 1];
+  ENGRAM_CHECK(K == K2, "matmul: inner dimensions differ: {} @ {}", shape_str(a_in.shape()),
+               shape_str(b_in.shape()));
+  Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(ba, bb, "matmul (batch dims)");
+  Shape sa = batch, sb = batch, sy = batch;
+  sa.insert(sa.end(), {M, K});
+  sb.insert(sb.end(), {K, N});
+  sy.insert(sy.end(), {M, N});
+  Tensor ae = raw::expand(a, sa), be = raw::expand(b, sb);
+  Tensor y = empty(sy, a.dtype(), a.device());
+  ENGRAM_KERNEL(a.device(), matmul)(ae, be, y, 1.0, 0.0);
+  bool need_da = a.requires_grad(), need_db = b.requires_grad();
+  record1("matmul", {a, b}, y, [ae, be, need_da, need_db](const Tensor& dy) {
+    Tensor da, db;
+    if (need_da) da = rk::matmul(dy, raw::transpose(be, -1, -2));
+    if (need_db) db = rk::matmul(raw::transpose(ae, -1, -2), dy);
+    return std::vector<Tensor>{da, db};
+  });
+  Shape out = batch;
+  if (a_in.dim() > 1) out.push_back(M);
+  if (b_in.dim() > 1) out.push_back(N);
+  return out == sy ? y : reshape(y, out);
+}
+
+// y = a b^T for vectors: y_ij = a_i b_j
+Tensor outer(const Tensor& a, const Tensor& b) {
+  ENGRAM_CHECK(a.dim() == 1 && b.dim() == 1, "outer: expects two vectors, got {} and {}",
+               shape_str(a.shape()), shape_str(b.shape()));
+  return matmul(reshape(a, {a.shape()[0], 1}), reshape(b, {1, b.shape()[0]}));
+}
+
+}  // namespace engram

@@ -1,0 +1,90 @@
+// autograd/opinfo_reduce.cpp — registry entries for reductions, softmax family, cumsum, topk.
+#include "autograd/ops.h"
+#include "autograd/registry.h"
+
+namespace engram {
+
+using json = nlohmann::json;
+using Inputs = std::vector<Tensor>;
+
+static Dims dims_of(const json& p) { return p.contains("dims") ? p["dims"].get<Dims>() : Dims{}; }
+
+static OpInfo entry(std::string name, std::function<Tensor(const Inputs&, const json&)> fn,
+                    std::function<std::vector<OpSample>(Generator&)> samples) {
+  OpInfo op;
+  op.name = std::move(name);
+  op.fn = std::move(fn);
+  op.samples = std::move(samples);
+  return op;
+}
+
+// The usual reduction cases: all, one dim, several dims, negative dim, keepdim, size-1 dim.
+static std::vector<OpSample> reduce_samples(Generator& g) {
+  return {
+      sample("all of [3, 4]", {rn(g, {3, 4})}, {{"dims", Dims{}}, {"keepdim", false}}),
+      sample("dim 1 of [3, 4]", {rn(g, {3, 4})}, {{"dims", Dims{1}}, {"keepdim", false}}),
+      sample("dims [0, 2] keepdim of [2, 3, 4]", {rn(g, {2, 3, 4})},
+             {{"dims", Dims{0, 2}}, {"keepdim", true}}),
+      sample("dim -1 of [2, 1, 3]", {rn(g, {2, 1, 3})}, {{"dims", Dims{-1}}, {"keepdim", false}}),
+  };
+}
+
+static std::vector<OpSample> dim_samples(Generator& g) {
+  return {
+      sample("dim 1 of [3, 4]", {rn(g, {3, 4})}, {{"dim", 1}, {"keepdim", false}}),
+      sample("dim 0 keepdim of [3, 4]", {rn(g, {3, 4})}, {{"dim", 0}, {"keepdim", true}}),
+      sample("dim -1 of [2, 3, 5]", {rn(g, {2, 3, 5})}, {{"dim", -1}, {"keepdim", false}}),
+      sample("size-1 dim of [2, 1, 3]", {rn(g, {2, 1, 3})}, {{"dim", 1}, {"keepdim", false}}),
+  };
+}
+
+void register_reduce_ops(std::vector<OpInfo>& r) {
+  r.push_back(entry("sum", [](const Inputs& in, const json& p) {
+    return sum(in[0], dims_of(p), p["keepdim"]); }, reduce_samples));
+  r.push_back(entry("mean", [](const Inputs& in, const json& p) {
+    return mean(in[0], dims_of(p), p["keepdim"]); }, reduce_samples));
+  r.push_back(entry("var", [](const Inputs& in, const json& p) {
+    return var(in[0], dims_of(p), p["keepdim"], p.value("correction", 1)); },
+    [](Generator& g) {
+      auto s = reduce_samples(g);
+      s.pop_back();  // a size-1 dim has no spread
+      s.push_back(sample("population var dim 0 of [4, 3]", {rn(g, {4, 3})},
+                         {{"dims", Dims{0}}, {"keepdim", false}, {"correction", 0}}));
+      return s;
+    }));
+  r.push_back(entry("max", [](const Inputs& in, const json& p) {
+    return p.contains("dim") ? max(in[0], p["dim"], p["keepdim"]) : max(in[0]); },
+    [](Generator& g) {
+      auto s = dim_samples(g);
+      s.push_back(sample("all of [3, 4]", {rn(g, {3, 4})}));
+      return s;
+    }));
+  r.push_back(entry("min", [](const Inputs& in, const json& p) {
+    return p.contains("dim") ? min(in[0], p["dim"], p["keepdim"]) : min(in[0]); },
+    [](Generator& g) {
+      auto s = dim_samples(g);
+      s.push_back(sample("all of [3, 4]", {rn(g, {3, 4})}));
+      return s;
+    }));
+  r.push_back(entry("logsumexp", [](const Inputs& in, const json& p) {
+    return logsumexp(in[0], p["dim"], p["keepdim"]); }, dim_samples));
+  r.push_back(entry("softmax", [](const Inputs& in, const json& p) {
+    return softmax(in[0], p["dim"]); }, dim_samples));
+  r.push_back(entry("log_softmax", [](const Inputs& in, const json& p) {
+    return log_softmax(in[0], p["dim"]); }, dim_samples));
+  r.push_back(entry("cumsum", [](const Inputs& in, const json& p) {
+    return cumsum(in[0], p["dim"]); }, dim_samples));
+  r.push_back(entry("topk", [](const Inputs& in, const json& p) {
+    return topk(in[0], p["k"], p["dim"], p["largest"]).values; },
+    [](Generator& g) {
+      return std::vector<OpSample>{
+          sample("k=2 of [3, 5] dim 1", {rn(g, {3, 5})}, {{"k", 2}, {"dim", 1}, {"largest", true}}),
+          sample("k=1 smallest of [4, 3] dim 0", {rn(g, {4, 3})},
+                 {{"k", 1}, {"dim", 0}, {"largest", false}}),
+          sample("k=3 of [2, 2, 6] dim -1", {rn(g, {2, 2, 6})},
+                 {{"k", 3}, {"dim", -1}, {"largest", true}}),
+      };
+    }));
+}
+
+}  // namespace engram

@@ -1,0 +1,152 @@
+// autograd/ops.h — every differentiable op of engram, by family.
+//
+// Each op runs its forward through core's kernel dispatch and, when an input requires grad,
+// records a tape node whose backward is written beside the forward in the family's .cpp, under a
+// one-line formula comment (e.g. `// y = tanh(x); dx += dy * (1 - y*y)`). Binary ops broadcast
+// like NumPy; gradients of broadcast inputs are summed back by the tape (autograd/tape.h).
+//
+// Complex numbers (rfft/irfft) are held as real tensors with a trailing dim of 2 = [re, im],
+// exactly PyTorch's torch.view_as_real layout, so every other op applies to them unchanged.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "autograd/tape.h"
+#include "core/backend.h"
+#include "core/rng.h"
+
+namespace engram {
+
+using Dims = std::vector<int64_t>;
+
+// ---- elementwise.cpp ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double s);
+Tensor mul(const Tensor& a, double s);
+Tensor pow(const Tensor& a, double exponent);
+Tensor pow(double base, const Tensor& x);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor gelu(const Tensor& x, bool tanh_approximation = false);
+Tensor silu(const Tensor& x);
+Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
+Tensor square(const Tensor& x);
+Tensor reciprocal(const Tensor& x);
+Tensor clamp(const Tensor& x, double lo, double hi);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // cond != 0 ? a : b
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);  // mask != 0 -> value
+// Comparisons (not differentiable): 0/1 in the inputs' dtype.
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, const Tensor& b);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, double s);
+Tensor operator+(double s, const Tensor& a);
+Tensor operator-(const Tensor& a, double s);
+Tensor operator-(double s, const Tensor& a);
+Tensor operator*(const Tensor& a, double s);
+Tensor operator*(double s, const Tensor& a);
+Tensor operator/(const Tensor& a, double s);
+Tensor operator/(double s, const Tensor& a);
+
+// ---- reduce.cpp (dims may be negative; empty dims = all) ----
+Tensor sum(const Tensor& x);
+Tensor sum(const Tensor& x, const Dims& dims, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, const Dims& dims, bool keepdim = false);
+Tensor var(const Tensor& x, const Dims& dims, bool keepdim = false, int64_t correction = 1);
+Tensor max(const Tensor& x);
+Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor min(const Tensor& x);
+Tensor min(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // i64, not differentiable
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor softmax(const Tensor& x, int64_t dim = -1);
+Tensor log_softmax(const Tensor& x, int64_t dim = -1);
+Tensor cumsum(const Tensor& x, int64_t dim);
+struct TopK {
+  Tensor values, indices;  // values differentiable, indices i64
+};
+TopK topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);
+
+// ---- matmul.cpp ----
+Tensor matmul(const Tensor& a, const Tensor& b);  // 1-D, 2-D, batched with broadcast batch dims
+Tensor outer(const Tensor& a, const Tensor& b);   // a [n], b [m] -> [n, m]
+
+// ---- shape.cpp (views share storage; their backwards route gradients back) ----
+Tensor reshape(const Tensor& x, const Shape& shape);  // one dim may be -1
+Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
+Tensor permute(const Tensor& x, const Dims& dims);
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor select(const Tensor& x, int64_t dim, int64_t index);  // drops dim
+Tensor expand(const Tensor& x, const Shape& shape);
+Tensor squeeze(const Tensor& x, int64_t dim);
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+Tensor contiguous(const Tensor& x);
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
+Tensor to_dtype(const Tensor& x, DType dtype);
+
+// ---- index.cpp (indices are i64) ----
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+// weight [V, D], ids any shape -> [..., D]; rows at padding_idx get no gradient
+Tensor embedding(const Tensor& weight, const Tensor& ids, int64_t padding_idx = -1);
+
+// ---- nn_ops.cpp ----
+Tensor normalize(const Tensor& x, int64_t dim = -1, double eps = 1e-12);  // x / max(|x|_2, eps)
+Tensor cosine_similarity(const Tensor& a, const Tensor& b, int64_t dim = -1, double eps = 1e-8);
+enum class Reduction { mean, sum, none };
+// logits [N, C] (or [N, C] after flattening leading dims), target i64 [N]
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -100,
+                     double label_smoothing = 0.0, Reduction reduction = Reduction::mean);
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, int64_t ignore_index = -100,
+                Reduction reduction = Reduction::mean);
+Tensor mse_loss(const Tensor& a, const Tensor& b, Reduction reduction = Reduction::mean);
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
+Tensor dropout(const Tensor& x, double p, bool training, Generator* gen = nullptr);
+
+// ---- conv.cpp (NCHW) ----
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1,
+              int64_t padding = 0, int64_t dilation = 1);
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t padding = 0);
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t padding = 0);
+
+// ---- fft.cpp (last dim; complex as trailing [re, im]) ----
+Tensor rfft(const Tensor& x);              // [.., n] -> [.., n/2+1, 2]
+Tensor irfft(const Tensor& X, int64_t n);  // [.., n/2+1, 2] -> [.., n], normalised by 1/n
+
+// ---- scan.cpp ----
+// h_t = a_t * h_{t-1} + b_t along dim 1 of [B, T, ...]; h0 [B, ...] (undefined = zeros).
+Tensor linear_scan(const Tensor& a, const Tensor& b, const Tensor& h0 = Tensor());
+
+}  // namespace engram

@@ -1,0 +1,47 @@
+// autograd/registry.h — the op registry (PyTorch's OpInfo, ggml's test-backend-ops).
+//
+// Every differentiable op is listed here with sample inputs: several shapes, broadcasting cases
+// and edge cases such as size-1 dims. One doctest suite walks the registry and gradchecks every
+// sample in f64 against central differences; another compares f32 runs with PyTorch goldens
+// (tests/golden/). A source scan (Makefile: build/op_names.inc) lists every op name recorded on
+// the tape, and a test fails when one of them is not exercised by any registry entry.
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+
+namespace engram {
+
+struct OpSample {
+  std::string label;                 // e.g. "broadcast [3,1] x [4]"
+  std::vector<Tensor> inputs;        // f64 floating inputs, i64 indices
+  std::vector<bool> differentiable;  // per input: checked by gradcheck
+  nlohmann::json params = nlohmann::json::object();  // op arguments (dims, eps, ...)
+  // Set for samples whose gradient is defined by convention rather than calculus (an embedding's
+  // padding row gets none); they are still matched against PyTorch's goldens.
+  bool skip_gradcheck = false;
+};
+
+struct OpInfo {
+  std::string name;  // the PyTorch golden script uses the same name
+  std::function<Tensor(const std::vector<Tensor>& inputs, const nlohmann::json& params)> fn;
+  std::function<std::vector<OpSample>(Generator& gen)> samples;
+  double golden_atol = 1e-5, golden_rtol = 1e-4;  // f32 engram vs f32 PyTorch
+  double grad_atol = 1e-5, grad_rtol = 1e-3;      // f64 analytic vs central differences
+  double grad_eps = 1e-6;  // larger for ops that round (to_dtype through f32)
+};
+
+const std::vector<OpInfo>& op_registry();
+const OpInfo* find_op(const std::string& name);
+
+// Helpers for writing samples.
+OpSample sample(std::string label, std::vector<Tensor> inputs, nlohmann::json params = {});
+Tensor rn(Generator& g, const Shape& shape);                          // f64 normal
+Tensor runif(Generator& g, const Shape& shape, double lo, double hi);  // f64 uniform
+Tensor ids(Generator& g, const Shape& shape, int64_t high);           // i64 in [0, high)
+
+}  // namespace engram

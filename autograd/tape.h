@@ -1,0 +1,93 @@
+// autograd/tape.h — the tape: reverse-mode autodiff as one backwards loop.
+//
+// Every differentiable op, when grad mode is on and some input requires a gradient, appends a
+// Node holding its inputs, (weak references to) its outputs, and a closure computing the inputs'
+// gradients from the outputs' gradients. The tape is in execution order, which is already a
+// topological order, so backward(loss) is:
+//
+//     loss.grad = 1
+//     for node in reversed(tape):
+//         if no output of node has a grad: continue
+//         grads = node.backward(output grads)
+//         for (input, g) in zip(node.inputs, grads): input.grad += unbroadcast(g, input.shape)
+//     clear the tape
+//
+// `unbroadcast` sums g over the dims an input was broadcast along, so op backwards can return
+// gradients in the broadcast output shape. Gradients of non-leaf tensors are dropped once their
+// node has run (unless retain_grad()), so memory falls as backward proceeds.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace engram {
+
+using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
+
+struct Node {
+  std::string name;  // the op, for errors and anomaly reports
+  std::vector<Tensor> inputs;
+  std::vector<std::weak_ptr<TensorImpl>> outputs;
+  BackwardFn backward;
+};
+
+class Tape {
+ public:
+  std::vector<Node> nodes;
+  uint64_t epoch = 1;  // bumped on every clear, so stale tensors can be recognised
+  void clear() {
+    nodes.clear();
+    ++epoch;
+  }
+};
+
+Tape& tape();  // the thread's tape
+
+// Grad mode: ops record only when enabled (the default) and an input requires grad.
+bool grad_enabled();
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// Anomaly mode: every op output (forward) and every gradient (backward) is checked for NaN/Inf,
+// and the first op that produced one is named in the error.
+void set_anomaly_mode(bool on);
+bool anomaly_mode();
+class AnomalyGuard {
+ public:
+  AnomalyGuard() : prev_(anomaly_mode()) { set_anomaly_mode(true); }
+  ~AnomalyGuard() { set_anomaly_mode(prev_); }
+
+ private:
+  bool prev_;
+};
+
+// True when an op on these inputs should be recorded.
+bool needs_record(const std::vector<Tensor>& inputs);
+// Records `name` with inputs/outputs and a backward closure when needs_record(inputs); marks the
+// outputs as requiring grad. Always runs the anomaly check on outputs when that mode is on.
+void record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            BackwardFn backward);
+// Single-output convenience: the closure gets dy and returns one gradient per input.
+void record1(const char* name, const std::vector<Tensor>& inputs, const Tensor& output,
+             std::function<std::vector<Tensor>(const Tensor& dy)> backward);
+
+// Runs the backward loop from `root` seeded with `grad` (ones for a scalar root when undefined).
+void backward(const Tensor& root, const Tensor& grad = Tensor(), bool retain_graph = false);
+
+Tensor detach(const Tensor& t);       // same storage, no history, requires_grad false
+void zero_grad(const std::vector<Tensor>& params);  // drops .grad on each
+
+// Sums g over broadcast dims so it has `shape` (the reverse of broadcasting).
+Tensor unbroadcast(const Tensor& g, const Shape& shape);
+
+}  // namespace engram

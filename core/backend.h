@@ -1,0 +1,118 @@
+// core/backend.h — the one kernel dispatch point.
+//
+// A Backend is a table of raw kernels (plain function pointers on tensors, no gradients) for one
+// device. autograd/ never calls a CPU or CUDA function directly: it asks `backend(dev)` for the
+// kernel it needs (through ENGRAM_KERNEL, which gives a clear error when a device lacks one).
+// core/cpu/cpu_backend.cpp fills the CPU table; cuda/ fills the CUDA table at start-up, so a new
+// device plugs in here without touching autograd/. Fused ops added by memory modules add their
+// kernels to a section of this table the same way.
+//
+// Conventions: outputs are passed preallocated (usually contiguous) so hot paths can reuse
+// buffers; inputs may be arbitrary strided views unless a comment says otherwise.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace engram {
+
+using Tref = const Tensor&;
+
+// y = f(x; p0, p1). Derivatives live beside the forwards in core/cpu/cpu_elementwise.cpp.
+enum class UnaryOp : uint8_t {
+  neg, exp, log, sqrt, rsqrt, abs, sin, cos, tanh, sigmoid, relu, leaky_relu /*p0=slope*/,
+  gelu, gelu_tanh, silu, softplus /*p0=beta, p1=threshold*/, square, reciprocal, sign,
+  add_scalar /*x+p0*/, mul_scalar /*x*p0*/, pow_scalar /*x^p0*/, rpow_scalar /*p0^x*/,
+  clamp /*min(max(x,p0),p1)*/, step_mask /*1 where p0 < x < p1 (strictly), else 0*/,
+};
+// out = a (op) b on equal shapes (callers expand for broadcasting). Comparisons give 0/1.
+enum class BinaryOp : uint8_t { add, sub, mul, div, pow, maximum, minimum, gt, lt, ge, le, eq };
+enum class ReduceOp : uint8_t { sum, max, min };
+
+struct Backend {
+  const char* name = "?";
+  // ---- memory and copies ----
+  void* (*alloc)(size_t nbytes) = nullptr;
+  void (*free)(void* p) = nullptr;
+  void (*copy)(Tref dst, Tref src) = nullptr;  // same shape; any strides; converts dtype
+  void (*fill)(Tref dst, double value) = nullptr;
+  void (*upload)(Tref dst, Tref host_src) = nullptr;    // host (contiguous) -> this device
+  void (*download)(Tref host_dst, Tref src) = nullptr;  // this device -> host (contiguous)
+
+  // ---- elementwise ----
+  void (*unary)(UnaryOp op, Tref x, double p0, double p1, Tref out) = nullptr;
+  // dx = dy * f'(x) (y = f(x) is given too, for ops whose derivative is cheaper from y)
+  void (*unary_backward)(UnaryOp op, Tref x, Tref y, Tref dy, double p0, double p1,
+                         Tref dx) = nullptr;
+  void (*binary)(BinaryOp op, Tref a, Tref b, Tref out) = nullptr;
+  void (*where)(Tref cond, Tref a, Tref b, Tref out) = nullptr;  // cond != 0 ? a : b
+
+  // ---- reductions (out has the input's rank with reduced dims of size 1) ----
+  void (*reduce)(ReduceOp op, Tref x, Tref out) = nullptr;
+  // values/indices along one dim (out shapes have that dim of size 1); first index on ties
+  void (*arg_reduce)(ReduceOp op, Tref x, int64_t dim, Tref values, Tref indices) = nullptr;
+  void (*cumsum)(Tref x, int64_t dim, bool reverse, Tref out) = nullptr;
+  void (*softmax)(Tref x, int64_t dim, bool log, Tref out) = nullptr;
+  void (*softmax_backward)(Tref y, Tref dy, int64_t dim, bool log, Tref dx) = nullptr;
+  void (*topk)(Tref x, int64_t k, int64_t dim, bool largest, Tref values, Tref indices) = nullptr;
+
+  // ---- linear algebra ----
+  // out[b] = alpha * op(a[b]) @ op(b[b]) + beta * out[b]; a [.., M, K], b [.., K, N] with the
+  // same batch shape (stride 0 allowed for broadcast batches); out contiguous [.., M, N].
+  void (*matmul)(Tref a, Tref b, Tref out, double alpha, double beta) = nullptr;
+
+  // ---- indexing (idx is i64) ----
+  void (*index_select)(Tref x, int64_t dim, Tref idx, Tref out) = nullptr;
+  void (*index_add)(Tref out, int64_t dim, Tref idx, Tref src) = nullptr;  // out[.., idx[i], ..] += src
+  void (*gather)(Tref x, int64_t dim, Tref idx, Tref out) = nullptr;
+  void (*scatter_add)(Tref out, int64_t dim, Tref idx, Tref src) = nullptr;
+
+  // ---- neural-network kernels ----
+  // layer_norm over the last dim: y = (x - mean) * rstd * w + b; saves mean, rstd [rows]
+  void (*layer_norm)(Tref x, Tref w, Tref b, double eps, Tref y, Tref mean, Tref rstd) = nullptr;
+  void (*layer_norm_backward)(Tref x, Tref w, Tref mean, Tref rstd, Tref dy, Tref dx, Tref dw,
+                              Tref db) = nullptr;
+  // im2col for conv2d: x [B, C, H, W] -> cols [B, C*kh*kw, Ho*Wo]; col2im adds back
+  void (*im2col)(Tref x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                 int64_t dh, int64_t dw, Tref cols) = nullptr;
+  void (*col2im)(Tref cols, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                 int64_t dh, int64_t dw, Tref dx) = nullptr;
+  void (*max_pool2d)(Tref x, int64_t k, int64_t s, int64_t p, Tref y, Tref argmax) = nullptr;
+  void (*max_pool2d_backward)(Tref dy, Tref argmax, Tref dx) = nullptr;
+  void (*avg_pool2d)(Tref x, int64_t k, int64_t s, int64_t p, Tref y) = nullptr;
+  void (*avg_pool2d_backward)(Tref dy, int64_t k, int64_t s, int64_t p, Tref dx) = nullptr;
+  // fused softmax cross-entropy over rows of logits [N, C]: per-row loss and the row's
+  // (softmax - smoothed one-hot) gradient; rows whose target == ignore_index give 0
+  void (*cross_entropy)(Tref logits, Tref target, int64_t ignore_index, double smoothing,
+                        Tref loss, Tref dlogits) = nullptr;
+
+  // ---- FFT along the last dim (unnormalised, complex as trailing [re, im] pairs) ----
+  void (*rfft)(Tref x /*[.., n]*/, Tref out /*[.., n/2+1, 2]*/) = nullptr;
+  void (*irfft)(Tref x /*[.., n/2+1, 2]*/, int64_t n, Tref out /*[.., n]*/) = nullptr;
+
+  // ---- scans along dim 1 of [B, T, ...]: h_t = a_t * h_{t-1} + b_t, h_{-1} = h0 ----
+  void (*linear_scan)(Tref a, Tref b, Tref h0, Tref h) = nullptr;
+  // reverse: g_t = dh_t + a_{t+1} * g_{t+1}  (the adjoint of the scan)
+  void (*linear_scan_reverse)(Tref a, Tref dh, Tref g) = nullptr;
+
+  // ---- memory-module kernels (fused ops added by memory/) ----
+};
+
+const Backend& backend(Device d);
+void register_backend(Device d, const Backend& b);  // cuda/ calls this at start-up
+bool device_available(Device d);
+
+// Threads: ENGRAM_NUM_THREADS, else the core count; applied to OpenMP and OpenBLAS alike.
+int num_threads();
+void set_num_threads(int n);
+
+}  // namespace engram
+
+// Look a kernel up on a device, or fail naming the kernel and the device.
+#define ENGRAM_KERNEL(DEV, NAME)                                                                 \
+  ([&]() {                                                                                        \
+    auto fn_ = ::engram::backend(DEV).NAME;                                                       \
+    ENGRAM_CHECK(fn_ != nullptr, "kernel '{}' is not implemented on device {}", #NAME,            \
+                 ::engram::device_name(DEV));                                                     \
+    return fn_;                                                                                   \
+  }())

@@ -1,0 +1,39 @@
+// core/cpu/cpu_backend.cpp — assembles the CPU kernel table from the per-family files.
+//
+// Each core/cpu/cpu_<family>.cpp defines its kernels and a register_<family>(Backend&) that
+// stores them in the table; this file only calls them in turn.
+#include <cstdlib>
+#include <cstring>
+
+#include "core/backend.h"
+
+namespace engram::cpu {
+
+void register_elementwise(Backend& b);  // cpu_elementwise.cpp
+void register_reduce(Backend& b);       // cpu_reduce.cpp
+void register_blas(Backend& b);         // cpu_blas.cpp
+void register_index(Backend& b);        // cpu_index.cpp
+void register_nn(Backend& b);           // cpu_nn.cpp
+void register_fft(Backend& b);          // cpu_fft.cpp
+void register_scan(Backend& b);         // cpu_scan.cpp
+
+// 64-byte aligned so SIMD loads and BLAS panels never straddle cache lines.
+static void* cpu_alloc(size_t n) { return std::aligned_alloc(64, (n + 63) / 64 * 64); }
+static void cpu_free(void* p) { std::free(p); }
+
+Backend make_cpu_backend() {
+  Backend b;
+  b.name = "cpu";
+  b.alloc = cpu_alloc;
+  b.free = cpu_free;
+  register_elementwise(b);
+  register_reduce(b);
+  register_blas(b);
+  register_index(b);
+  register_nn(b);
+  register_fft(b);
+  register_scan(b);
+  return b;
+}
+
+}  // namespace engram::cpu

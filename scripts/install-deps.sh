@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages engram needs. Safe to re-run; uses sudo when not root.
+#   build:    g++ make pkg-config, OpenBLAS (BLAS+LAPACK), FFTW, fmt, doctest, yaml-cpp, CLI11,
+#             nlohmann-json, sentencepiece
+#   data:     fortunes (English text corpus), dataset-fashion-mnist (IDX files)
+#   optional: python3-torch (goldens and benchmark references), gnuplot (training plots)
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+PKGS=(
+  g++ make pkg-config
+  libopenblas-dev liblapacke-dev libfftw3-dev libfmt-dev doctest-dev
+  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libsentencepiece-dev
+  fortunes dataset-fashion-mnist
+)
+OPTIONAL=(python3-torch gnuplot-nox)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "${ENGRAM_WITH_OPTIONAL:-1}" = 1 ]; then
+  for p in "${OPTIONAL[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
