@@ -14,6 +14,7 @@ void register_reduce(Backend& b);       // cpu_reduce.cpp
 void register_blas(Backend& b);         // cpu_blas.cpp
 void register_index(Backend& b);        // cpu_index.cpp
 void register_nn(Backend& b);           // cpu_nn.cpp
+void register_conv(Backend& b);         // cpu_conv.cpp
 void register_fft(Backend& b);          // cpu_fft.cpp
 void register_scan(Backend& b);         // cpu_scan.cpp
 
@@ -31,6 +32,7 @@ Backend make_cpu_backend() {
   register_blas(b);
   register_index(b);
   register_nn(b);
+  register_conv(b);
   register_fft(b);
   register_scan(b);
   return b;

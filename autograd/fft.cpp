@@ -1,0 +1,2 @@
+// autograd/fft.cpp (to be written)
+#include "autograd/ops.h"

@@ -1,0 +1,2 @@
+// autograd/nn_ops.cpp (to be written)
+#include "autograd/ops.h"

@@ -1,0 +1,2 @@
+// autograd/scan.cpp (to be written)
+#include "autograd/ops.h"
