@@ -10,7 +10,7 @@ MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 
 BUILD    ?= build
 CXX      ?= g++
-PKGS     := openblas fftw3 fftw3f fmt
+PKGS     := openblas lapacke fftw3 fftw3f fmt zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CXXFLAGS ?= -O2 -g0

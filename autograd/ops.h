@@ -149,4 +149,16 @@ Tensor irfft(const Tensor& X, int64_t n);  // [.., n/2+1, 2] -> [.., n], normali
 // h_t = a_t * h_{t-1} + b_t along dim 1 of [B, T, ...]; h0 [B, ...] (undefined = zeros).
 Tensor linear_scan(const Tensor& a, const Tensor& b, const Tensor& h0 = Tensor());
 
+// ---- memory_ops.cpp (fused ops of the memory modules) ----
+// Hebbian scan over time: H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t, H_{-1} = h0.
+// q, k [B, T, dk], v [B, T, dv], gamma and eta 0-dim tensors, h0 [B, dk, dv] (undefined = zeros).
+// detach_memory stops the gradient from flowing through H across time steps.
+struct HebbianScan {
+  Tensor recall;  // [B, T, dv]
+  Tensor state;   // H after the last step [B, dk, dv]
+};
+HebbianScan hebbian_scan(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& gamma,
+                         const Tensor& eta, const Tensor& h0 = Tensor(), bool detach_memory = false,
+                         int64_t chunk = 16);
+
 }  // namespace engram

@@ -9,6 +9,7 @@ void register_shape_ops(std::vector<OpInfo>& r);        // opinfo_shape.cpp (+ m
 void register_nn_ops(std::vector<OpInfo>& r);           // opinfo_nn.cpp
 void register_conv_ops(std::vector<OpInfo>& r);         // opinfo_conv.cpp
 void register_fft_scan_ops(std::vector<OpInfo>& r);     // opinfo_fft_scan.cpp
+void register_memory_ops(std::vector<OpInfo>& r);       // opinfo_memory.cpp
 
 const std::vector<OpInfo>& op_registry() {
   static const std::vector<OpInfo> registry = [] {
@@ -19,6 +20,7 @@ const std::vector<OpInfo>& op_registry() {
     register_nn_ops(r);
     register_conv_ops(r);
     register_fft_scan_ops(r);
+    register_memory_ops(r);
     return r;
   }();
   return registry;

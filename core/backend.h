@@ -69,6 +69,7 @@ struct Backend {
 
   // ---- neural-network kernels ----
   // layer_norm over the last dim: y = (x - mean) * rstd * w + b; saves mean, rstd [rows]
+  // (w, b may be undefined = none; in the backward, dx/dw/db may be undefined = not wanted)
   void (*layer_norm)(Tref x, Tref w, Tref b, double eps, Tref y, Tref mean, Tref rstd) = nullptr;
   void (*layer_norm_backward)(Tref x, Tref w, Tref mean, Tref rstd, Tref dy, Tref dx, Tref dw,
                               Tref db) = nullptr;
@@ -84,7 +85,15 @@ struct Backend {
   // fused softmax cross-entropy over rows of logits [N, C]: per-row loss and the row's
   // (softmax - smoothed one-hot) gradient; rows whose target == ignore_index give 0
   void (*cross_entropy)(Tref logits, Tref target, int64_t ignore_index, double smoothing,
-                        Tref loss, Tref dlogits) = nullptr;
+                        Tref loss, Tref dlogits) = nullptr;  // dlogits may be undefined: skipped
+  // rms_norm over the last dim: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) [rows];
+  // w may be undefined (none); in the backward, dx/dw may be undefined (not wanted)
+  void (*rms_norm)(Tref x, Tref w, double eps, Tref y, Tref rstd) = nullptr;
+  void (*rms_norm_backward)(Tref x, Tref w, Tref rstd, Tref dy, Tref dx, Tref dw) = nullptr;
+  // nll over rows of log_probs [N, C]: loss[i] = -log_probs[i, target[i]] (0 where ignored);
+  // backward: dlog_probs[i, target[i]] = -dloss[i], every other element 0
+  void (*nll_loss)(Tref log_probs, Tref target, int64_t ignore_index, Tref loss) = nullptr;
+  void (*nll_loss_backward)(Tref target, int64_t ignore_index, Tref dloss, Tref dlog_probs) = nullptr;
 
   // ---- FFT along the last dim (unnormalised, complex as trailing [re, im] pairs) ----
   void (*rfft)(Tref x /*[.., n]*/, Tref out /*[.., n/2+1, 2]*/) = nullptr;
@@ -96,6 +105,17 @@ struct Backend {
   void (*linear_scan_reverse)(Tref a, Tref dh, Tref g) = nullptr;
 
   // ---- memory-module kernels (fused ops added by memory/) ----
+  // Hebbian scan over [B, T]: H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t.
+  // q, k [B, T, dk], v [B, T, dv], h0 [B, dk, dv]; writes r [B, T, dv], h_last [B, dk, dv] and
+  // checkpoints [B, ceil(T/chunk), dk, dv] = the state entering each chunk (for the backward).
+  void (*hebbian_scan)(Tref q, Tref k, Tref v, double gamma, double eta, Tref h0, int64_t chunk,
+                       Tref r, Tref h_last, Tref checkpoints) = nullptr;
+  // Reverse pass: recomputes each chunk's states from its checkpoint, then walks back in time.
+  // grads[0] += dgamma, grads[1] += deta (a 2-element f64 CPU tensor). detach_memory cuts the
+  // gradient flowing from H_t into H_{t-1} (the memory is treated as a constant input).
+  void (*hebbian_scan_backward)(Tref q, Tref k, Tref v, double gamma, double eta, Tref checkpoints,
+                                int64_t chunk, Tref dr, Tref dh_last, bool detach_memory, Tref dq,
+                                Tref dk, Tref dv, Tref dh0, Tref grads) = nullptr;
 };
 
 const Backend& backend(Device d);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages engram needs. Safe to re-run; uses sudo when not root.
 #   build:    g++ make pkg-config, OpenBLAS (BLAS+LAPACK), FFTW, fmt, doctest, yaml-cpp, CLI11,
-#             nlohmann-json, sentencepiece
+#             nlohmann-json, sentencepiece, zlib (gzip-compressed IDX datasets)
 #   data:     fortunes (English text corpus), dataset-fashion-mnist (IDX files)
 #   optional: python3-torch (goldens and benchmark references), gnuplot (training plots)
 set -euo pipefail
@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(
   g++ make pkg-config
   libopenblas-dev liblapacke-dev libfftw3-dev libfmt-dev doctest-dev
-  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libsentencepiece-dev
+  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libsentencepiece-dev zlib1g-dev
   fortunes dataset-fashion-mnist
 )
 OPTIONAL=(python3-torch gnuplot-nox)

@@ -17,6 +17,7 @@ void register_nn(Backend& b);           // cpu_nn.cpp
 void register_conv(Backend& b);         // cpu_conv.cpp
 void register_fft(Backend& b);          // cpu_fft.cpp
 void register_scan(Backend& b);         // cpu_scan.cpp
+void register_memory(Backend& b);       // cpu_memory.cpp
 
 // 64-byte aligned so SIMD loads and BLAS panels never straddle cache lines.
 static void* cpu_alloc(size_t n) { return std::aligned_alloc(64, (n + 63) / 64 * 64); }
@@ -35,6 +36,7 @@ Backend make_cpu_backend() {
   register_conv(b);
   register_fft(b);
   register_scan(b);
+  register_memory(b);
   return b;
 }
 

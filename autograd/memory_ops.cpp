@@ -1,0 +1,49 @@
+// autograd/memory_ops.cpp — fused differentiable ops of the memory modules.
+//
+// hebbian_scan runs the whole decayed outer-product recurrence of a Hebbian memory in one kernel
+// (core/cpu/cpu_memory.cpp has the equations of forward and backward). A per-step loop of small
+// ops would record 4 nodes and allocate a [B, dk, dv] state per step; this records one node and
+// keeps only a state per chunk of steps for the backward.
+#include "autograd/ops.h"
+#include "autograd/raw_ops.h"
+
+namespace engram {
+
+HebbianScan hebbian_scan(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                         const Tensor& gamma, const Tensor& eta, const Tensor& h0_in,
+                         bool detach_memory, int64_t chunk) {
+  ENGRAM_CHECK(q_in.dim() == 3 && k_in.shape() == q_in.shape() && v_in.dim() == 3 &&
+                   v_in.shape()[0] == q_in.shape()[0] && v_in.shape()[1] == q_in.shape()[1],
+               "hebbian_scan: expected q, k [B, T, dk] and v [B, T, dv], got q {} k {} v {}",
+               shape_str(q_in.shape()), shape_str(k_in.shape()), shape_str(v_in.shape()));
+  ENGRAM_CHECK(gamma.numel() == 1 && eta.numel() == 1,
+               "hebbian_scan: gamma and eta must be scalars, got {} and {}", shape_str(gamma.shape()),
+               shape_str(eta.shape()));
+  ENGRAM_CHECK(chunk > 0, "hebbian_scan: chunk must be positive, got {}", chunk);
+  rk::check_same(q_in, k_in, "hebbian_scan");
+  rk::check_same(q_in, v_in, "hebbian_scan");
+  const int64_t B = q_in.shape()[0], T = q_in.shape()[1], dk = q_in.shape()[2], dv = v_in.shape()[2];
+  Tensor q = raw::contiguous(q_in), k = raw::contiguous(k_in), v = raw::contiguous(v_in);
+  Tensor h0 = h0_in.defined() ? raw::contiguous(h0_in) : zeros({B, dk, dv}, q.dtype(), q.device());
+  ENGRAM_CHECK(h0.shape() == (Shape{B, dk, dv}), "hebbian_scan: h0 must be [{}, {}, {}], got {}", B,
+               dk, dv, shape_str(h0.shape()));
+  const double g = gamma.item(), e = eta.item();
+  HebbianScan out{empty({B, T, dv}, q.dtype(), q.device()), empty({B, dk, dv}, q.dtype(), q.device())};
+  Tensor ckpt = empty({B, (T + chunk - 1) / chunk, dk, dv}, q.dtype(), q.device());
+  ENGRAM_KERNEL(q.device(), hebbian_scan)(q, k, v, g, e, h0, chunk, out.recall, out.state, ckpt);
+  // r_t = H_t^T q_t with H_t = gamma H_{t-1} + eta k_t v_t^T; backward in cpu_memory.cpp
+  DType dt = gamma.dtype();
+  record("hebbian_scan", {q_in, k_in, v_in, gamma, eta, h0_in}, {out.recall, out.state},
+         [q, k, v, g, e, ckpt, chunk, detach_memory, dt](const std::vector<Tensor>& gout) {
+           Tensor dr = raw::contiguous(gout[0]), dh_last = raw::contiguous(gout[1]);
+           Tensor dq = empty_like(q), dk = empty_like(k), dv = empty_like(v), dh0 = empty_like(dh_last);
+           Tensor scalars = zeros({2}, DType::f64);
+           ENGRAM_KERNEL(q.device(), hebbian_scan_backward)(q, k, v, g, e, ckpt, chunk, dr, dh_last,
+                                                            detach_memory, dq, dk, dv, dh0, scalars);
+           std::vector<double> s = scalars.to_vector<double>();
+           return std::vector<Tensor>{dq, dk, dv, full({}, s[0], dt), full({}, s[1], dt), dh0};
+         });
+  return out;
+}
+
+}  // namespace engram
