@@ -61,7 +61,12 @@ $(TEST_BIN): $(TEST_OBJS) $(APP_COMMON_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(TEST_OBJS) $(APP_COMMON_OBJS) $(LIB) -o $@ $(LDLIBS)
 
-$(BUILD)/apps/%: $(BUILD)/apps/%/main.o $(APP_COMMON_OBJS) $(LIB)
+# build/apps/NAME is the executable, so its object cannot live in a folder of that same name.
+$(BUILD)/app-objs/%/main.o: apps/%/main.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/apps/%: $(BUILD)/app-objs/%/main.o $(APP_COMMON_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(filter %.o,$^) $(LIB) -o $@ $(LDLIBS)
 
@@ -85,4 +90,4 @@ deps:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(APP_DIRS:apps/%=$(BUILD)/app-objs/%/main.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d)

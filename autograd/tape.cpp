@@ -2,6 +2,7 @@
 #include "autograd/tape.h"
 
 #include <cmath>
+#include <unordered_map>
 
 #include "core/backend.h"
 
@@ -43,9 +44,11 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
                    shape_str(o.shape()));
   if (!needs_record(inputs)) return;
   Tape& tp = tape();
-  Node node{name, inputs, {}, std::move(backward_fn)};
+  Node node{name, inputs, {}, {}, std::move(backward_fn)};
   for (const Tensor& o : outputs) {
     node.outputs.push_back(o.impl_ptr());
+    node.output_meta.push_back(o.defined() ? Node::OutputMeta{o.shape(), o.dtype(), o.device()}
+                                           : Node::OutputMeta{{}, DType::f32, Device::cpu});
     if (!o.defined() || !is_floating(o.dtype())) continue;
     o.impl()->requires_grad = true;
     o.impl()->is_leaf = false;
@@ -74,17 +77,18 @@ Tensor unbroadcast(const Tensor& g, const Shape& shape) {
   return raw::view(red, shape);
 }
 
-// grad += g, allocating the grad on first use.
-static void accumulate(TensorImpl* t, const Tensor& g_in) {
-  Tensor g = unbroadcast(g_in, t->shape);
-  if (g.dtype() != t->dtype) g = raw::to_dtype(g, t->dtype);
-  if (!t->grad) {
-    // Own the buffer: g may alias another tensor's grad or a saved value.
-    t->grad = raw::clone(g).impl_ptr();
+// acc += g (in place), or acc = a private copy of g on first use.
+static void accumulate_into(std::shared_ptr<TensorImpl>& acc, const Tensor& g_in, const Shape& shape,
+                            DType dtype) {
+  Tensor g = unbroadcast(g_in, shape);
+  if (g.dtype() != dtype) g = raw::to_dtype(g, dtype);
+  if (!acc) {
+    // Own the buffer: g may alias another tensor's gradient or a saved value.
+    acc = raw::clone(g).impl_ptr();
     return;
   }
-  Tensor acc(t->grad);
-  backend(acc.device()).binary(BinaryOp::add, acc, g, acc);
+  Tensor a(acc);
+  backend(a.device()).binary(BinaryOp::add, a, g, a);
 }
 
 void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
@@ -100,31 +104,39 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   }
   ENGRAM_CHECK(seed.shape() == root.shape(), "backward: grad shape {} != root shape {}",
                shape_str(seed.shape()), shape_str(root.shape()));
-  if (root.is_leaf()) {
-    accumulate(root.impl(), seed);
+  TensorImpl* r = root.impl();
+  if (r->is_leaf) {
+    accumulate_into(r->grad, seed, r->shape, r->dtype);
     return;
   }
-  ENGRAM_CHECK(root.impl()->tape_epoch == tp.epoch && root.impl()->tape_node >= 0 &&
-                   root.impl()->tape_node < (int64_t)tp.nodes.size(),
-               "backward: the graph of this tensor was already freed (backward called twice, or "
-               "the tape was cleared); run the forward again");
-  accumulate(root.impl(), seed);
+  auto stale = [&](const TensorImpl* t) {
+    return t->tape_epoch != tp.epoch || t->tape_node < 0 || t->tape_node >= (int64_t)tp.nodes.size();
+  };
+  ENGRAM_CHECK(!stale(r), "backward: the graph of this tensor was already freed (backward called "
+               "twice, or the tape was cleared); run the forward again");
 
-  for (int64_t i = root.impl()->tape_node; i >= 0; --i) {
+  // Gradients of non-leaf tensors live only for this pass (PyTorch semantics): a retained .grad
+  // from an earlier pass is reported, never propagated again. Leaves accumulate into .grad.
+  std::unordered_map<TensorImpl*, std::shared_ptr<TensorImpl>> pass;
+  accumulate_into(pass[r], seed, r->shape, r->dtype);
+
+  for (int64_t i = r->tape_node; i >= 0; --i) {
     Node& node = tp.nodes[i];
     std::vector<Tensor> gouts(node.outputs.size());
     bool any = false;
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       auto o = node.outputs[k].lock();
-      if (o && o->grad) {
-        gouts[k] = Tensor(o->grad);
+      if (!o) continue;
+      auto it = pass.find(o.get());
+      if (it != pass.end() && it->second) {
+        gouts[k] = Tensor(it->second);
         any = true;
       }
     }
     if (!any) continue;
     for (size_t k = 0; k < node.outputs.size(); ++k) {  // zeros for outputs nobody used
-      auto o = node.outputs[k].lock();
-      if (!gouts[k].defined() && o) gouts[k] = zeros(o->shape, o->dtype, o->storage->device);
+      const Node::OutputMeta& m = node.output_meta[k];
+      if (!gouts[k].defined()) gouts[k] = zeros(m.shape, m.dtype, m.device);
     }
     std::vector<Tensor> gins = node.backward(gouts);
     ENGRAM_CHECK(gins.size() == node.inputs.size(), "backward of '{}' returned {} grads for {} inputs",
@@ -135,10 +147,26 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       if (g_anomaly)
         ENGRAM_CHECK(all_finite(gins[k]), "anomaly: backward of op '{}' produced NaN/Inf in the "
                      "gradient of input {} (shape {})", node.name, k, shape_str(in.shape()));
-      accumulate(in.impl(), gins[k]);
+      TensorImpl* t = in.impl();
+      if (t->is_leaf) {
+        accumulate_into(t->grad, gins[k], t->shape, t->dtype);
+        continue;
+      }
+      // A non-leaf input whose producing node is gone would silently stop the gradient here.
+      ENGRAM_CHECK(!stale(t), "backward: op '{}' uses a tensor of shape {} whose graph was already "
+                   "freed by an earlier backward; detach() it if it is a carried state, or pass "
+                   "retain_graph=true to the first backward", node.name, shape_str(t->shape));
+      accumulate_into(pass[t], gins[k], t->shape, t->dtype);
     }
-    for (auto& w : node.outputs)
-        if (auto o = w.lock(); o && !o->is_leaf && !o->retain_grad) o->grad.reset();
+    // This node's outputs are complete: report retained grads, free the pass-local ones.
+    for (auto& w : node.outputs) {
+      auto o = w.lock();
+      if (!o) continue;
+      auto it = pass.find(o.get());
+      if (it == pass.end()) continue;
+      if (o->retain_grad && it->second) accumulate_into(o->grad, Tensor(it->second), o->shape, o->dtype);
+      pass.erase(it);
+    }
   }
   if (!retain_graph) tp.clear();
 }

@@ -30,6 +30,14 @@ struct Node {
   std::string name;  // the op, for errors and anomaly reports
   std::vector<Tensor> inputs;
   std::vector<std::weak_ptr<TensorImpl>> outputs;
+  // Shape/dtype/device of each output, so a zero gradient can stand in for an output that was
+  // freed or never used (a backward always gets one gradient per output).
+  struct OutputMeta {
+    Shape shape;
+    DType dtype;
+    Device device;
+  };
+  std::vector<OutputMeta> output_meta;
   BackwardFn backward;
 };
 

@@ -96,6 +96,8 @@ struct Backend {
   void (*nll_loss_backward)(Tref target, int64_t ignore_index, Tref dloss, Tref dlog_probs) = nullptr;
 
   // ---- FFT along the last dim (unnormalised, complex as trailing [re, im] pairs) ----
+  // irfft is the plain c2r sum over the Hermitian-extended spectrum (no 1/n: autograd/fft.cpp
+  // scales); it ignores the imag parts of DC and (even n) Nyquist and leaves x unchanged.
   void (*rfft)(Tref x /*[.., n]*/, Tref out /*[.., n/2+1, 2]*/) = nullptr;
   void (*irfft)(Tref x /*[.., n/2+1, 2]*/, int64_t n, Tref out /*[.., n]*/) = nullptr;
 

@@ -1,0 +1,409 @@
+#!/usr/bin/python3
+"""PyTorch goldens for engram's op registry: tests/golden/ops.json.
+
+Regenerate with `make golden`, which runs
+    build/tools/export_samples > build/op_samples.json
+    /usr/bin/python3 tests/golden/make_golden.py build/op_samples.json tests/golden/ops.json
+with Debian's python3-torch (the torch version that made the file is stored in it as
+"torch_version"). Run it again whenever a registry entry (autograd/opinfo_*.cpp) changes: the
+doctest suite (tests/test_golden.cpp) and `make gradcheck` fail on a stale or missing golden.
+
+For every op of the export and each of its samples: the inputs (f32, i64 indices) become torch
+tensors, those marked differentiable with requires_grad; y = OPS[name](inputs, params) is computed
+in float32; loss = (y * upstream).sum() is backpropagated. The output y and the gradient of every
+differentiable input are written (null for the others). OPS maps each registry name to the PyTorch
+equivalent and reads the same params keys the C++ entry's fn reads (autograd/opinfo_*.cpp), so a
+sample that composes several ops in C++ (split, contiguous, to_dtype, hebbian_scan) composes the
+same ones here. Ops without a mapping are listed on stderr and left out.
+
+Dropout: PyTorch cannot draw engram's mask (engram's comes from its own Generator(seed)). The eval
+and p = 0 samples are the identity and are compared as such. For the training samples the mask is
+reconstructed from engram's exported f32 output ("engram_output": kept where y != 0; the inputs
+are normals, never exactly 0) and PyTorch computes y = x * mask / (1 - p) with it, so the golden
+checks the scaling and the gradient (dx = dy * mask / (1 - p)) but not the mask's randomness,
+which has nothing to compare against here. The script refuses an exported output whose kept
+elements are not x / (1 - p).
+
+Numbers: f32 values are written in their shortest round-trip form (numpy's float32 repr, at most
+9 significant digits), so the C++ side reads back exactly the f32 values PyTorch produced; f64
+outputs (to_dtype) in their shortest double form. One sample per line keeps diffs readable.
+"""
+import json
+import math
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(1)
+torch.manual_seed(0)
+
+
+# ---------------------------------------------------------------- helpers
+def dims_or_all(x, dims):
+    return tuple(dims) if dims else tuple(range(x.dim()))
+
+
+def slice_along(x, dim, start, end, step=1):
+    idx = [slice(None)] * x.dim()
+    idx[dim] = slice(start, end, step)
+    return x[tuple(idx)]
+
+
+def class_loss(fn, x, target, **kw):
+    """engram's class losses take scores [..., C] and target [...] (classes last)."""
+    C = x.shape[-1]
+    y = fn(x.reshape(-1, C), target.reshape(-1), **kw)
+    if kw.get("reduction") == "none":
+        y = y.reshape(target.shape)
+    return y
+
+
+def split_combo(x, p):
+    # opinfo_shape.cpp: sum(part0) * 1 + sum_i (i + 1) * sum(part_i ** 2)
+    parts = torch.split(x, p["size"], p["dim"])
+    acc = parts[0].sum() * 1.0
+    for i, part in enumerate(parts[1:], start=1):
+        acc = acc + (part * part).sum() * float(i + 1)
+    return acc
+
+
+def layer_norm(xs, p):
+    k = 1
+    w = b = None
+    if p.get("has_weight", True):
+        w = xs[k]
+        k += 1
+    if p.get("has_bias", True):
+        b = xs[k]
+    x = xs[0]
+    return F.layer_norm(x, (x.shape[-1],), w, b, p.get("eps", 1e-5))
+
+
+def rms_norm(xs, p):
+    # y = x / sqrt(mean(x^2 over the last dim) + eps) * w  (torch 1.13 has no F.rms_norm)
+    x = xs[0]
+    y = x * torch.rsqrt((x * x).mean(-1, keepdim=True) + p.get("eps", 1e-6))
+    if p.get("has_weight", True):
+        y = y * xs[1]
+    return y
+
+
+def dropout(xs, p, sample):
+    x = xs[0]
+    prob = p.get("p", 0.5)
+    if not p.get("training", True) or prob == 0:
+        return x * 1.0  # identity (a copy, so the loss has a graph even for a leaf)
+    eng = sample["engram_output"]
+    ey = torch.tensor(eng["data"], dtype=torch.float32).reshape(eng["shape"])
+    xd = x.detach()
+    keep = ey != 0
+    if (xd == 0).any():
+        raise ValueError("dropout: an input element is exactly 0, the mask is ambiguous")
+    if not torch.allclose(ey[keep], xd[keep] / (1 - prob), rtol=1e-6, atol=0):
+        raise ValueError("dropout: engram's kept elements are not x / (1 - p)")
+    mask = keep.to(torch.float32)
+    return x * mask / (1 - prob)
+
+
+def conv2d(xs, p):
+    bias = xs[2] if p.get("bias", True) else None
+    return F.conv2d(xs[0], xs[1], bias, stride=p.get("stride", 1), padding=p.get("padding", 0),
+                    dilation=p.get("dilation", 1))
+
+
+def pool_args(p):
+    k = p["kernel"]
+    s = p.get("stride", -1)
+    return k, (k if s is None or s <= 0 else s), p.get("padding", 0)
+
+
+def max_pool2d(xs, p):
+    k, s, pad = pool_args(p)
+    return F.max_pool2d(xs[0], k, s, pad)
+
+
+def avg_pool2d(xs, p):
+    # engram divides every window by k*k: PyTorch's count_include_pad=True (its default)
+    k, s, pad = pool_args(p)
+    return F.avg_pool2d(xs[0], k, s, pad, count_include_pad=True)
+
+
+def linear_scan(xs, p):
+    # h_t = a_t * h_{t-1} + b_t along dim 1 of [B, T, ...]; h_{-1} = h0 (zeros without it)
+    a, b = torch.broadcast_tensors(xs[0], xs[1])  # a may broadcast against b ([B, T, 1])
+    h = xs[2] if p.get("h0", False) else torch.zeros((), dtype=b.dtype)
+    hs = []
+    for t in range(b.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        hs.append(h)
+    return torch.stack(hs, 1)
+
+
+def hebbian_scan(xs, p):
+    # opinfo_memory.cpp: H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t, H_{-1} = h0;
+    # "detach": H_{t-1} is detached at every step; the sample returns sum(r^2) + sum(H_T^2).
+    q, k, v, gamma, eta = xs[:5]
+    B, T, dk = q.shape
+    dv = v.shape[2]
+    H = xs[5] if p.get("h0", False) else torch.zeros(B, dk, dv, dtype=q.dtype)
+    recalls = []
+    for t in range(T):
+        Hp = H.detach() if p.get("detach", False) else H
+        H = gamma * Hp + eta * torch.einsum("bi,bj->bij", k[:, t], v[:, t])
+        recalls.append(torch.einsum("bij,bi->bj", H, q[:, t]))
+    r = torch.stack(recalls, 1)
+    return (r * r).sum() + (H * H).sum()
+
+
+def rfft(xs, p):
+    return torch.view_as_real(torch.fft.rfft(xs[0]))
+
+
+def irfft(xs, p):
+    return torch.fft.irfft(torch.view_as_complex(xs[0]), n=p["n"])
+
+
+def embedding(xs, p):
+    pad = p.get("padding_idx", -1)
+    # engram's -1 means "no padding row"; PyTorch would read a negative index from the end
+    return F.embedding(xs[1], xs[0], padding_idx=None if pad < 0 else pad)
+
+
+def var(xs, p):
+    x = xs[0]
+    c = p.get("correction", 1)
+    return torch.var(x, dim=dims_or_all(x, p.get("dims", [])), unbiased=bool(c),
+                     keepdim=p["keepdim"])
+
+
+def extremum(fn, xs, p):
+    if "dim" in p:
+        return fn(xs[0], p["dim"], p["keepdim"]).values
+    return fn(xs[0])
+
+
+def nonzero(t):
+    return t != 0
+
+
+# Each entry: lambda xs, p -> y (xs: list of torch tensors, p: the sample's params dict).
+OPS = {
+    # ---- elementwise (opinfo_elementwise.cpp)
+    "add": lambda xs, p: xs[0] + xs[1],
+    "sub": lambda xs, p: xs[0] - xs[1],
+    "mul": lambda xs, p: xs[0] * xs[1],
+    "div": lambda xs, p: xs[0] / xs[1],
+    "pow": lambda xs, p: torch.pow(xs[0], xs[1]),
+    "maximum": lambda xs, p: torch.maximum(xs[0], xs[1]),
+    "minimum": lambda xs, p: torch.minimum(xs[0], xs[1]),
+    "neg": lambda xs, p: -xs[0],
+    "exp": lambda xs, p: torch.exp(xs[0]),
+    "log": lambda xs, p: torch.log(xs[0]),
+    "sqrt": lambda xs, p: torch.sqrt(xs[0]),
+    "rsqrt": lambda xs, p: torch.rsqrt(xs[0]),
+    "abs": lambda xs, p: torch.abs(xs[0]),
+    "sin": lambda xs, p: torch.sin(xs[0]),
+    "cos": lambda xs, p: torch.cos(xs[0]),
+    "tanh": lambda xs, p: torch.tanh(xs[0]),
+    "sigmoid": lambda xs, p: torch.sigmoid(xs[0]),
+    "relu": lambda xs, p: F.relu(xs[0]),
+    "leaky_relu": lambda xs, p: F.leaky_relu(xs[0], p["slope"]),
+    "gelu": lambda xs, p: F.gelu(xs[0]),
+    "gelu_tanh": lambda xs, p: F.gelu(xs[0], approximate="tanh"),
+    "silu": lambda xs, p: F.silu(xs[0]),
+    "softplus": lambda xs, p: F.softplus(xs[0], beta=p["beta"], threshold=p["threshold"]),
+    "square": lambda xs, p: torch.square(xs[0]),
+    "reciprocal": lambda xs, p: torch.reciprocal(xs[0]),
+    "clamp": lambda xs, p: torch.clamp(xs[0], p["min"], p["max"]),
+    "add_scalar": lambda xs, p: xs[0] + p["s"],
+    "mul_scalar": lambda xs, p: xs[0] * p["s"],
+    "pow_scalar": lambda xs, p: torch.pow(xs[0], p["e"]),
+    "rpow_scalar": lambda xs, p: torch.pow(p["base"], xs[0]),
+    # the condition / mask input is a 0/1 float tensor: nonzero = true
+    "where": lambda xs, p: torch.where(nonzero(xs[0]), xs[1], xs[2]),
+    "masked_fill": lambda xs, p: xs[0].masked_fill(nonzero(xs[1]), p["value"]),
+    # ---- reductions (opinfo_reduce.cpp); empty dims = all
+    "sum": lambda xs, p: xs[0].sum(dim=dims_or_all(xs[0], p.get("dims", [])), keepdim=p["keepdim"]),
+    "mean": lambda xs, p: xs[0].mean(dim=dims_or_all(xs[0], p.get("dims", [])), keepdim=p["keepdim"]),
+    "var": var,
+    "max": lambda xs, p: extremum(torch.max, xs, p),
+    "min": lambda xs, p: extremum(torch.min, xs, p),
+    "logsumexp": lambda xs, p: torch.logsumexp(xs[0], p["dim"], keepdim=p["keepdim"]),
+    "softmax": lambda xs, p: torch.softmax(xs[0], p["dim"]),
+    "log_softmax": lambda xs, p: torch.log_softmax(xs[0], p["dim"]),
+    "cumsum": lambda xs, p: torch.cumsum(xs[0], p["dim"]),
+    "topk": lambda xs, p: torch.topk(xs[0], p["k"], p["dim"], largest=p["largest"], sorted=True).values,
+    # ---- matmul, views, joins, indexing (opinfo_shape.cpp)
+    "matmul": lambda xs, p: torch.matmul(xs[0], xs[1]),
+    "outer": lambda xs, p: torch.outer(xs[0], xs[1]),
+    "reshape": lambda xs, p: xs[0].reshape(p["shape"]),
+    "permute": lambda xs, p: xs[0].permute(p["dims"]),
+    "transpose": lambda xs, p: xs[0].transpose(p["d0"], p["d1"]),
+    "slice": lambda xs, p: slice_along(xs[0], p["dim"], p["start"], p["end"], p.get("step", 1)),
+    "expand": lambda xs, p: xs[0].expand(p["shape"]),
+    "squeeze": lambda xs, p: xs[0].squeeze(p["dim"]),
+    "unsqueeze": lambda xs, p: xs[0].unsqueeze(p["dim"]),
+    "contiguous": lambda xs, p: xs[0].transpose(0, 1).contiguous(),  # the entry transposes first
+    "to_dtype": lambda xs, p: xs[0].to(torch.float32).to(torch.float64),  # through f32, out f64
+    "cat": lambda xs, p: torch.cat(xs, p["dim"]),
+    "stack": lambda xs, p: torch.stack(xs, p["dim"]),
+    "split": lambda xs, p: split_combo(xs[0], p),
+    "index_select": lambda xs, p: torch.index_select(xs[0], p["dim"], xs[1]),
+    "gather": lambda xs, p: torch.gather(xs[0], p["dim"], xs[1]),
+    "scatter_add": lambda xs, p: torch.scatter_add(xs[0], p["dim"], xs[1], xs[2]),
+    "embedding": embedding,
+    # ---- nn ops (opinfo_nn.cpp)
+    "normalize": lambda xs, p: F.normalize(xs[0], p=2.0, dim=p.get("dim", -1), eps=p.get("eps", 1e-12)),
+    "cosine_similarity": lambda xs, p: F.cosine_similarity(xs[0], xs[1], dim=p.get("dim", -1),
+                                                           eps=p.get("eps", 1e-8)),
+    "cross_entropy": lambda xs, p: class_loss(F.cross_entropy, xs[0], xs[1],
+                                              ignore_index=p.get("ignore_index", -100),
+                                              label_smoothing=p.get("label_smoothing", 0.0),
+                                              reduction=p.get("reduction", "mean")),
+    "nll_loss": lambda xs, p: class_loss(F.nll_loss, xs[0], xs[1],
+                                         ignore_index=p.get("ignore_index", -100),
+                                         reduction=p.get("reduction", "mean")),
+    "mse_loss": lambda xs, p: F.mse_loss(*torch.broadcast_tensors(xs[0], xs[1]),
+                                         reduction=p.get("reduction", "mean")),
+    "layer_norm": layer_norm,
+    "rms_norm": rms_norm,
+    "dropout": dropout,  # takes the sample too (see the docstring)
+    # ---- conv (opinfo_conv.cpp), NCHW or unbatched CHW
+    "conv2d": conv2d,
+    "max_pool2d": max_pool2d,
+    "avg_pool2d": avg_pool2d,
+    # ---- fft, scan (opinfo_fft_scan.cpp); complex = trailing [re, im] (view_as_real)
+    "rfft": rfft,
+    "irfft": irfft,
+    "linear_scan": linear_scan,
+    # ---- fused memory ops (opinfo_memory.cpp)
+    "hebbian_scan": hebbian_scan,
+}
+NEEDS_SAMPLE = {"dropout"}
+
+
+# ---------------------------------------------------------------- number formatting
+def f32_values(t):
+    a = t.detach().to(torch.float32).reshape(-1).numpy()
+    if not np.all(np.isfinite(a)):
+        raise ValueError("non-finite value")
+    return [float(str(v)) for v in a]  # numpy's shortest round-trip repr of each float32
+
+
+def f64_values(t):
+    a = t.detach().to(torch.float64).reshape(-1).tolist()
+    if not all(math.isfinite(v) for v in a):
+        raise ValueError("non-finite value")
+    return a
+
+
+def tensor_json(t, with_dtype=True):
+    d = {"shape": list(t.shape)}
+    if t.dtype == torch.int64:
+        d["dtype"] = "i64"
+        d["data"] = t.reshape(-1).tolist()
+    elif t.dtype == torch.float64:
+        d["dtype"] = "f64"
+        d["data"] = f64_values(t)
+    else:
+        d["dtype"] = "f32"
+        d["data"] = f32_values(t)
+    if not with_dtype:
+        del d["dtype"]
+    return d
+
+
+def to_torch(j):
+    dtype = {"f32": torch.float32, "i64": torch.int64, "f64": torch.float64}[j.get("dtype", "f32")]
+    return torch.tensor(j["data"], dtype=dtype).reshape(j["shape"])
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+# ---------------------------------------------------------------- main
+def golden_sample(name, s):
+    p = s["params"]
+    xs = []
+    for ji in s["inputs"]:
+        t = to_torch(ji)
+        if ji["differentiable"]:
+            t.requires_grad_(True)
+        xs.append(t)
+    y = OPS[name](xs, p, s) if name in NEEDS_SAMPLE else OPS[name](xs, p)
+    if y.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"output dtype {y.dtype}")
+    w = torch.tensor(s["upstream"]["data"], dtype=y.dtype).reshape(s["upstream"]["shape"])
+    if list(w.shape) != list(y.shape):
+        raise ValueError(f"upstream shape {list(w.shape)} vs torch output {list(y.shape)}")
+    if y.requires_grad:
+        (y * w).sum().backward()
+    grads = []
+    for ji, t in zip(s["inputs"], xs):
+        if not ji["differentiable"]:
+            grads.append(None)
+            continue
+        g = t.grad if t.grad is not None else torch.zeros_like(t)
+        grads.append(tensor_json(g))
+    inputs = []
+    for ji in s["inputs"]:
+        t = to_torch(ji)
+        d = tensor_json(t)  # rewritten in the shortest f32 form
+        d["differentiable"] = ji["differentiable"]
+        inputs.append(d)
+    return {
+        "label": s["label"],
+        "params": p,
+        "inputs": inputs,
+        "upstream": tensor_json(w.to(torch.float32), with_dtype=False),
+        "output": tensor_json(y),
+        "grads": grads,
+    }
+
+
+def main(argv):
+    if len(argv) != 3:
+        sys.stderr.write("usage: make_golden.py build/op_samples.json tests/golden/ops.json\n")
+        return 2
+    with open(argv[1]) as f:
+        exported = json.load(f)
+    ops_out, missing, failed = [], [], []
+    for op in exported["ops"]:
+        name = op["name"]
+        if name not in OPS:
+            missing.append(name)
+            continue
+        samples = []
+        try:
+            for s in op["samples"]:
+                samples.append(golden_sample(name, s))
+        except Exception as e:  # report and leave the op out, like an unmapped one
+            failed.append(f"{name} (sample '{s['label']}': {type(e).__name__}: {e})")
+            continue
+        ops_out.append((name, samples))
+    lines = ["{" + f'"torch_version":{dumps(torch.__version__)},'
+             + '"generator":"tests/golden/make_golden.py",'
+             + '"regenerate":"make golden",'
+             + '"ops":[']
+    for i, (name, samples) in enumerate(ops_out):
+        lines.append("{" + f'"name":{dumps(name)},"samples":[')
+        for k, s in enumerate(samples):
+            lines.append(dumps(s) + ("," if k + 1 < len(samples) else ""))
+        lines.append("]}" + ("," if i + 1 < len(ops_out) else ""))
+    lines.append("]}")
+    with open(argv[2], "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"make_golden: torch {torch.__version__}: {len(ops_out)} ops, "
+          f"{sum(len(s) for _, s in ops_out)} samples -> {argv[2]}", file=sys.stderr)
+    if missing:
+        print("make_golden: no PyTorch mapping (left out): " + ", ".join(missing), file=sys.stderr)
+    if failed:
+        print("make_golden: failed (left out):\n  " + "\n  ".join(failed), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
