@@ -14,6 +14,8 @@ Backend make_cpu_backend();  // core/cpu/cpu_backend.cpp
 
 static Backend& table(Device d) {
   static Backend tables[2] = {cpu::make_cpu_backend(), Backend{}};
+  static const int threads_applied = num_threads();  // apply ENGRAM_NUM_THREADS before any kernel
+  (void)threads_applied;
   return tables[(int)d];
 }
 
