@@ -74,8 +74,18 @@ $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $< $(LIB) -o $@ $(LDLIBS)
 
-test: $(TEST_BIN)
+# The README's example program, extracted and built exactly as written.
+README_EXAMPLE := $(BUILD)/readme_example
+$(BUILD)/readme_example.cpp: README.md
+	@mkdir -p $(dir $@)
+	awk '/example:begin/{on=1;next} /example:end/{on=0} on && !/^```/' README.md > $@
+$(README_EXAMPLE): $(BUILD)/readme_example.cpp $(LIB)
+	$(CXX) $(CXXFLAGS) $< $(LIB) -o $@ $(LDLIBS)
+
+test: $(TEST_BIN) $(README_EXAMPLE)
 	$(TEST_BIN)
+	@$(README_EXAMPLE) | tee $(BUILD)/readme_example.out
+	@grep -qx 'w=3.00 b=0.50' $(BUILD)/readme_example.out || (echo "README example did not print w=3.00 b=0.50" && false)
 
 gradcheck: $(BUILD)/tools/gradcheck
 	$(BUILD)/tools/gradcheck
