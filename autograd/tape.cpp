@@ -83,8 +83,11 @@ static void accumulate_into(std::shared_ptr<TensorImpl>& acc, const Tensor& g_in
   Tensor g = unbroadcast(g_in, shape);
   if (g.dtype() != dtype) g = raw::to_dtype(g, dtype);
   if (!acc) {
-    // Own the buffer: g may alias another tensor's gradient or a saved value.
-    acc = raw::clone(g).impl_ptr();
+    // Own the buffer. A fresh contiguous gradient that nothing else can see (its storage has no
+    // other view, its handle is held only by the caller's list and here) is adopted as is;
+    // anything else may alias another gradient or a saved value and is copied.
+    bool exclusive = g.is_contiguous() && g.storage().use_count() == 1 && g.impl_ptr().use_count() <= 2;
+    acc = (exclusive ? raw::as_strided(g, g.shape(), g.strides(), g.offset()) : raw::clone(g)).impl_ptr();
     return;
   }
   Tensor a(acc);
