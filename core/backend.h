@@ -73,11 +73,14 @@ struct Backend {
   void (*layer_norm)(Tref x, Tref w, Tref b, double eps, Tref y, Tref mean, Tref rstd) = nullptr;
   void (*layer_norm_backward)(Tref x, Tref w, Tref mean, Tref rstd, Tref dy, Tref dx, Tref dw,
                               Tref db) = nullptr;
-  // im2col for conv2d: x [B, C, H, W] -> cols [B, C*kh*kw, Ho*Wo]; col2im adds back
+  // im2col for conv2d: x [B, C, H, W] (any strides) -> cols [B, C*kh*kw, Ho*Wo] (rows contiguous,
+  // any batch stride); col2im writes dx (contiguous, overwritten) = the sum of cols put back
   void (*im2col)(Tref x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                  int64_t dh, int64_t dw, Tref cols) = nullptr;
   void (*col2im)(Tref cols, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                  int64_t dh, int64_t dw, Tref dx) = nullptr;
+  // pools (NCHW, PyTorch defaults): argmax (i64) = flat index h*W + w in the plane; backwards
+  // write dx (contiguous, overwritten)
   void (*max_pool2d)(Tref x, int64_t k, int64_t s, int64_t p, Tref y, Tref argmax) = nullptr;
   void (*max_pool2d_backward)(Tref dy, Tref argmax, Tref dx) = nullptr;
   void (*avg_pool2d)(Tref x, int64_t k, int64_t s, int64_t p, Tref y) = nullptr;

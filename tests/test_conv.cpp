@@ -130,6 +130,33 @@ TEST_CASE("conv2d matches a naive nested-loop convolution, forward and backward"
   }
 }
 
+TEST_CASE("conv2d gives the same gradients when only some inputs require them") {
+  Generator g(9);
+  for (int64_t k : {3, 1}) {  // 3x3 unrolls; 1x1 without bias reads x directly
+    const int64_t pad = k == 3 ? 1 : 0;
+    Tensor x = randn({3, 2, 6, 5}, DType::f64, &g), w = randn({4, 2, k, k}, DType::f64, &g);
+    Tensor b = randn({4}, DType::f64, &g), r = randn({3, 4, 6, 5}, DType::f64, &g);
+    for (bool with_bias : {true, false}) {
+      // all inputs at once
+      Tensor xa = raw::clone(x), wa = raw::clone(w), ba = with_bias ? raw::clone(b) : Tensor();
+      xa.requires_grad_(true);
+      wa.requires_grad_(true);
+      if (with_bias) ba.requires_grad_(true);
+      backward(sum(mul(conv2d(xa, wa, ba, 1, pad), r)));
+      // then one at a time (frozen weights with a trainable bias take their own path)
+      for (int which = 0; which < (with_bias ? 3 : 2); ++which) {
+        INFO("k " << k << (with_bias ? " bias" : " no bias") << ", only input " << which);
+        Tensor xs = raw::clone(x), ws = raw::clone(w), bs = with_bias ? raw::clone(b) : Tensor();
+        Tensor& t = which == 0 ? xs : which == 1 ? ws : bs;
+        t.requires_grad_(true);
+        backward(sum(mul(conv2d(xs, ws, bs, 1, pad), r)));
+        const Tensor& want = which == 0 ? xa : which == 1 ? wa : ba;
+        check_close(t.grad().to_vector<double>(), want.grad().to_vector<double>(), 1e-12, "grad");
+      }
+    }
+  }
+}
+
 TEST_CASE("conv2d reads strided (non-contiguous) inputs") {
   Generator g(5);
   Tensor base = randn({6, 2, 5, 3}, DType::f64, &g);

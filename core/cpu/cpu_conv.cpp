@@ -77,11 +77,15 @@ static void im2col_typed(const T* x, const Shape& xs, T* cols, int64_t cb, const
             continue;
           }
           const T* src = xp + (oh * g.sh - g.ph + i * g.dh) * xs[2] + iw0 * xs[3];
-          std::fill(d, d + span.lo, T(0));
-          if (step == 1) std::copy(src, src + n, d + span.lo);
-          else
+          // plain loops, not memset/memcpy calls: rows are short (often 10-30 elements)
+          for (int64_t q = 0; q < span.lo; ++q) d[q] = T(0);
+          if (step == 1) {
+#pragma omp simd
+            for (int64_t q = 0; q < n; ++q) d[span.lo + q] = src[q];
+          } else {
             for (int64_t q = 0; q < n; ++q) d[span.lo + q] = src[q * step];
-          std::fill(d + span.hi, d + g.Wo, T(0));
+          }
+          for (int64_t q = span.hi; q < g.Wo; ++q) d[q] = T(0);
         }
       }
     }
