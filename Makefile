@@ -3,6 +3,7 @@
 #   make test       build and run the doctest suite (no GPU needed)
 #   make gradcheck  one line per registered op: gradcheck in f64 and the PyTorch golden match
 #   make golden     regenerate tests/golden/ with Debian's python3-torch
+#   make bench      training-step benchmarks against PyTorch, 1 thread and all cores
 #   make deps       install the Debian packages (scripts/install-deps.sh)
 #   make WERROR=1   warnings are errors (CI does this)
 #   make cuda       also build the CUDA backend when nvcc is found (see cuda/)
@@ -93,6 +94,14 @@ gradcheck: $(BUILD)/tools/gradcheck
 golden: $(BUILD)/tools/export_samples
 	$(BUILD)/tools/export_samples > $(BUILD)/op_samples.json
 	/usr/bin/python3 tests/golden/make_golden.py $(BUILD)/op_samples.json tests/golden/ops.json
+	/usr/bin/python3 tests/golden/make_layer_golden.py tests/golden/layers.json
+
+# Training-step benchmarks against PyTorch (apps/bench, docs/benchmarks.md): the sgemm peak, then
+# every workload with 1 thread and with all cores. Not a test: the numbers depend on the machine.
+bench: $(BUILD)/apps/bench
+	$(BUILD)/apps/bench --peak
+	$(BUILD)/apps/bench --threads 1
+	$(BUILD)/apps/bench --threads $(shell nproc 2>/dev/null || echo 1)
 
 deps:
 	bash scripts/install-deps.sh

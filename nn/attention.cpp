@@ -113,7 +113,8 @@ TransformerBlock::TransformerBlock(int64_t E, int64_t heads, int64_t F, bool is_
     : embed_dim(E), ff_dim(F < 0 ? 4 * E : F), causal(is_causal) {
   ENGRAM_CHECK(ff_dim > 0, "TransformerBlock: ff_dim must be positive, got {}", ff_dim);
   // Registered in torch.nn.TransformerEncoderLayer's order, so named_parameters() match it.
-  self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(E, heads, true, p, gen));
+  self_attn =
+      register_module("self_attn", std::make_shared<MultiHeadAttention>(E, heads, true, p, gen));
   linear1 = register_module("linear1", std::make_shared<Linear>(E, ff_dim, true, gen));
   dropout = register_module("dropout", std::make_shared<Dropout>(p, gen));
   linear2 = register_module("linear2", std::make_shared<Linear>(ff_dim, E, true, gen));
@@ -127,7 +128,8 @@ Tensor TransformerBlock::forward(const Tensor& x) { return forward(x, Tensor());
 
 Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask) {
   ENGRAM_CHECK(x.dim() == 3 && x.shape()[2] == embed_dim,
-               "TransformerBlock: expected input [B, T, {}], got {}", embed_dim, shape_str(x.shape()));
+               "TransformerBlock: expected input [B, T, {}], got {}", embed_dim,
+               shape_str(x.shape()));
   Tensor h = norm1->forward(x);
   AttentionOptions opt;
   opt.causal = causal;

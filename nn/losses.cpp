@@ -6,19 +6,26 @@ namespace engram::nn {
 
 std::string_view reduction_name(Reduction r) {
   switch (r) {
-    case Reduction::mean: return "mean";
-    case Reduction::sum: return "sum";
-    case Reduction::none: return "none";
+    case Reduction::mean:
+      return "mean";
+    case Reduction::sum:
+      return "sum";
+    case Reduction::none:
+      return "none";
   }
   return "?";
 }
 
 std::string_view reduction_name(KLReduction r) {
   switch (r) {
-    case KLReduction::mean: return "mean";
-    case KLReduction::batchmean: return "batchmean";
-    case KLReduction::sum: return "sum";
-    case KLReduction::none: return "none";
+    case KLReduction::mean:
+      return "mean";
+    case KLReduction::batchmean:
+      return "batchmean";
+    case KLReduction::sum:
+      return "sum";
+    case KLReduction::none:
+      return "none";
   }
   return "?";
 }
@@ -29,9 +36,12 @@ namespace {
 
 Tensor reduce(const Tensor& loss, Reduction r) {
   switch (r) {
-    case Reduction::mean: return mean(loss);
-    case Reduction::sum: return sum(loss);
-    case Reduction::none: return loss;
+    case Reduction::mean:
+      return mean(loss);
+    case Reduction::sum:
+      return sum(loss);
+    case Reduction::none:
+      return loss;
   }
   return loss;
 }
@@ -63,10 +73,12 @@ Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y, Reduct
   if (!pos_weight.defined()) {
     loss = add(sub(relu(x), mul(x, y)), log1p_exp_neg_abs);
   } else {
-    ENGRAM_CHECK(pos_weight.dim() <= 1 && (pos_weight.numel() == 1 ||
-                                           (x.dim() >= 1 && pos_weight.numel() == x.shape().back())),
-                 "binary_cross_entropy_with_logits: pos_weight {} must have one weight per class "
-                 "(last dim of {})", shape_str(pos_weight.shape()), shape_str(x.shape()));
+    ENGRAM_CHECK(
+        pos_weight.dim() <= 1 &&
+            (pos_weight.numel() == 1 || (x.dim() >= 1 && pos_weight.numel() == x.shape().back())),
+        "binary_cross_entropy_with_logits: pos_weight {} must have one weight per class "
+        "(last dim of {})",
+        shape_str(pos_weight.shape()), shape_str(x.shape()));
     // (1 - y) x + (1 + (pw - 1) y) (log(1 + exp(-|x|)) + max(-x, 0))
     Tensor log_weight = add(mul(add(pos_weight, -1.0), y), 1.0);
     loss = add(mul(add(neg(y), 1.0), x), mul(log_weight, add(log1p_exp_neg_abs, relu(neg(x)))));
@@ -75,7 +87,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y, Reduct
 }
 
 Tensor entropy(const Tensor& p, int64_t dim, double eps) {
-  ENGRAM_CHECK(p.dim() >= 1, "entropy: expects a distribution along a dim, got {}", shape_str(p.shape()));
+  ENGRAM_CHECK(p.dim() >= 1, "entropy: expects a distribution along a dim, got {}",
+               shape_str(p.shape()));
   return neg(sum(mul(p, log(add(p, eps))), {dim}));
 }
 
@@ -97,11 +110,15 @@ Tensor kl_div(const Tensor& input, const Tensor& target, KLReduction reduction, 
     pointwise = mul(target, sub(log(safe), input));
   }
   switch (reduction) {
-    case KLReduction::none: return pointwise;
-    case KLReduction::sum: return sum(pointwise);
-    case KLReduction::mean: return mean(pointwise);
+    case KLReduction::none:
+      return pointwise;
+    case KLReduction::sum:
+      return sum(pointwise);
+    case KLReduction::mean:
+      return mean(pointwise);
     case KLReduction::batchmean:
-      return input.dim() == 0 ? sum(pointwise) : mul(sum(pointwise), 1.0 / double(input.shape()[0]));
+      return input.dim() == 0 ? sum(pointwise)
+                              : mul(sum(pointwise), 1.0 / double(input.shape()[0]));
   }
   return pointwise;
 }
@@ -121,7 +138,9 @@ std::string CrossEntropyLoss::extra_repr() const {
 Tensor MSELoss::forward(const Tensor& input, const Tensor& target) const {
   return F::mse_loss(input, target, reduction);
 }
-std::string MSELoss::extra_repr() const { return fmt::format("reduction={}", reduction_name(reduction)); }
+std::string MSELoss::extra_repr() const {
+  return fmt::format("reduction={}", reduction_name(reduction));
+}
 
 Tensor BCEWithLogitsLoss::forward(const Tensor& logits, const Tensor& target) const {
   return F::binary_cross_entropy_with_logits(logits, target, reduction, pos_weight);

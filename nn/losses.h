@@ -5,7 +5,8 @@
 //   mse_loss(a, b)                                     = (a - b)^2
 //   binary_cross_entropy_with_logits(x, y)             = max(x, 0) - x y + log(1 + exp(-|x|))
 //                     (the stable form of -[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]);
-//                     with pos_weight pw: (1 - y) x + (1 + (pw - 1) y)(log(1 + exp(-|x|)) + max(-x, 0))
+//                     with pos_weight pw:
+//                       (1 - y) x + (1 + (pw - 1) y) (log(1 + exp(-|x|)) + max(-x, 0))
 //   entropy(p, dim)                                    = -sum_dim p log(p + eps)
 //   entropy_from_logits(z, dim)                        = -sum_dim softmax(z) log_softmax(z)
 //   kl_div(input, target)                              = target (log target - input), PyTorch's
@@ -48,7 +49,7 @@ class CrossEntropyLoss : public Module {
                             Reduction reduction = Reduction::mean)
       : reduction(reduction), ignore_index(ignore_index), label_smoothing(label_smoothing) {}
   Tensor forward(const Tensor& logits, const Tensor& target) const;
-  Tensor operator()(const Tensor& logits, const Tensor& target) const { return forward(logits, target); }
+  Tensor operator()(const Tensor& logits, const Tensor& t) const { return forward(logits, t); }
   std::string type_name() const override { return "CrossEntropyLoss"; }
   std::string extra_repr() const override;
   Reduction reduction;
@@ -60,7 +61,7 @@ class MSELoss : public Module {
  public:
   explicit MSELoss(Reduction reduction = Reduction::mean) : reduction(reduction) {}
   Tensor forward(const Tensor& input, const Tensor& target) const;
-  Tensor operator()(const Tensor& input, const Tensor& target) const { return forward(input, target); }
+  Tensor operator()(const Tensor& input, const Tensor& t) const { return forward(input, t); }
   std::string type_name() const override { return "MSELoss"; }
   std::string extra_repr() const override;
   Reduction reduction;
@@ -71,7 +72,7 @@ class BCEWithLogitsLoss : public Module {
   explicit BCEWithLogitsLoss(Reduction reduction = Reduction::mean, Tensor pos_weight = Tensor())
       : reduction(reduction), pos_weight(std::move(pos_weight)) {}
   Tensor forward(const Tensor& logits, const Tensor& target) const;
-  Tensor operator()(const Tensor& logits, const Tensor& target) const { return forward(logits, target); }
+  Tensor operator()(const Tensor& logits, const Tensor& t) const { return forward(logits, t); }
   std::string type_name() const override { return "BCEWithLogitsLoss"; }
   std::string extra_repr() const override;
   Reduction reduction;
@@ -83,7 +84,7 @@ class KLDivLoss : public Module {
   explicit KLDivLoss(KLReduction reduction = KLReduction::mean, bool log_target = false)
       : reduction(reduction), log_target(log_target) {}
   Tensor forward(const Tensor& input, const Tensor& target) const;
-  Tensor operator()(const Tensor& input, const Tensor& target) const { return forward(input, target); }
+  Tensor operator()(const Tensor& input, const Tensor& t) const { return forward(input, t); }
   std::string type_name() const override { return "KLDivLoss"; }
   std::string extra_repr() const override;
   KLReduction reduction;

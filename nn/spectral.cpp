@@ -32,8 +32,8 @@ SpectralMix::SpectralMix(int64_t F, double init_noise, Generator* gen)
 Tensor SpectralMix::forward(const Tensor& x) {
   ENGRAM_CHECK(x.dim() >= 1 && x.shape().back() == features,
                "SpectralMix: expected input [..., {}], got {}", features, shape_str(x.shape()));
-  Tensor spectrum = rfft(norm->forward(x));          // [..., K, 2]
-  Tensor filtered = complex_mul(spectrum, filter);   // filter [K, 2] broadcasts over [...]
+  Tensor spectrum = rfft(norm->forward(x));         // [..., K, 2]
+  Tensor filtered = complex_mul(spectrum, filter);  // filter [K, 2] broadcasts over [...]
   return note_output(proj->forward(irfft(filtered, features)));
 }
 

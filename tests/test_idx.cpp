@@ -1,9 +1,11 @@
 // tests/test_idx.cpp — the IDX reader (apps/common/idx.h): tiny IDX files written to a temp dir,
-// plain and gzip-compressed, read back; truncated or malformed files give errors naming the file.
+// plain and gzip-compressed, read back; truncated or malformed files give errors naming the file;
+// and Debian's Fashion-MNIST test split, where that package is installed.
 #include <doctest/doctest.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -143,4 +145,22 @@ TEST_CASE("idx: truncated, overlong and malformed files give errors naming the f
 
   msg = error_of([&] { apps::load_idx_images((tmp.path / "missing.idx").string()); });
   CHECK(msg.find("missing.idx: no such file") != std::string::npos);
+}
+
+TEST_CASE("idx: Debian's Fashion-MNIST test split loads when installed") {
+  const std::string dir = "/usr/share/datasets/fashion-mnist";
+  if (!fs::is_directory(dir)) {
+    MESSAGE("skipped: " << dir << " not found (Debian package dataset-fashion-mnist)");
+    return;
+  }
+  apps::ImageDataset test = apps::load_mnist_split(dir, /*train=*/false);
+  CHECK(test.images.shape() == Shape{10000, 28, 28});
+  CHECK(test.labels.shape() == Shape{10000});
+  std::vector<int64_t> labels = test.labels.to_vector<int64_t>();
+  CHECK(labels[0] == 9);  // the first test image is an ankle boot
+  CHECK(*std::max_element(labels.begin(), labels.end()) == 9);
+  CHECK(*std::min_element(labels.begin(), labels.end()) == 0);
+  std::vector<float> pixels = test.images.to_vector<float>();
+  CHECK(*std::max_element(pixels.begin(), pixels.end()) == 1.0f);
+  CHECK(*std::min_element(pixels.begin(), pixels.end()) == 0.0f);
 }

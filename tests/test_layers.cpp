@@ -51,8 +51,8 @@ void check_module(const std::string& what, const nn::Module& m, const std::vecto
     legend += fmt::format("{}={} ", all.size(), name);
     all.push_back(p);
   }
-  GradcheckResult res =
-      gradcheck([&](const std::vector<Tensor>&) { return run(); }, all, std::vector<bool>(all.size(), true));
+  GradcheckResult res = gradcheck([&](const std::vector<Tensor>&) { return run(); }, all,
+                                  std::vector<bool>(all.size(), true));
   CHECK_MESSAGE(res.ok, what << ": " << res.message << " [" << legend << "]");
 }
 
@@ -88,7 +88,7 @@ TEST_CASE("layers: Embedding gradcheck, and the padding row gets no gradient") {
   backward(sum(padded(ids)));
   std::vector<double> gw = padded.weight.grad().to_vector<double>();
   for (int64_t d = 0; d < 3; ++d) CHECK(gw[1 * 3 + d] == 0.0);  // padding row
-  CHECK(gw[4 * 3] == doctest::Approx(2.0));                      // id 4 used twice
+  CHECK(gw[4 * 3] == doctest::Approx(2.0));                     // id 4 used twice
 }
 
 TEST_CASE("layers: LayerNorm and RMSNorm gradcheck") {
@@ -121,8 +121,10 @@ TEST_CASE("layers: Dropout in eval is the identity, in training a fixed-seed mas
   std::vector<double> y = drop(x).to_vector<double>(), xv = x.to_vector<double>();
   int zeros_seen = 0;
   for (size_t i = 0; i < y.size(); ++i) {
-    if (y[i] == 0.0) ++zeros_seen;
-    else CHECK(y[i] == doctest::Approx(xv[i] / 0.6));
+    if (y[i] == 0.0)
+      ++zeros_seen;
+    else
+      CHECK(y[i] == doctest::Approx(xv[i] / 0.6));
   }
   CHECK(zeros_seen > 0);
   CHECK(zeros_seen < (int)y.size());
@@ -154,9 +156,10 @@ TEST_CASE("layers: Conv2d, MaxPool2d, AvgPool2d, Flatten gradcheck") {
 TEST_CASE("layers: activations gradcheck") {
   Generator g(6);
   Tensor x = rnd({2, 5}, g);
-  for (auto kind : {nn::ActivationKind::relu, nn::ActivationKind::gelu, nn::ActivationKind::gelu_tanh,
-                    nn::ActivationKind::tanh, nn::ActivationKind::sigmoid, nn::ActivationKind::silu,
-                    nn::ActivationKind::leaky_relu, nn::ActivationKind::softplus}) {
+  for (auto kind :
+       {nn::ActivationKind::relu, nn::ActivationKind::gelu, nn::ActivationKind::gelu_tanh,
+        nn::ActivationKind::tanh, nn::ActivationKind::sigmoid, nn::ActivationKind::silu,
+        nn::ActivationKind::leaky_relu, nn::ActivationKind::softplus}) {
     nn::Activation act(kind);
     check_module(act.type_name(), act, {x}, [&] { return act(x); });
   }
@@ -179,9 +182,10 @@ TEST_CASE("layers: LSTM parameter names and shapes are PyTorch's") {
   nn::LSTM lstm(4, 3, 2);
   std::vector<std::string> names;
   for (auto& [n, p] : lstm.named_parameters()) names.push_back(n + shape_str(p.shape()));
-  CHECK(names == std::vector<std::string>{
-                     "weight_ih_l0[12, 4]", "weight_hh_l0[12, 3]", "bias_ih_l0[12]", "bias_hh_l0[12]",
-                     "weight_ih_l1[12, 3]", "weight_hh_l1[12, 3]", "bias_ih_l1[12]", "bias_hh_l1[12]"});
+  CHECK(names == std::vector<std::string>{"weight_ih_l0[12, 4]", "weight_hh_l0[12, 3]",
+                                          "bias_ih_l0[12]", "bias_hh_l0[12]", "weight_ih_l1[12, 3]",
+                                          "weight_hh_l1[12, 3]", "bias_ih_l1[12]",
+                                          "bias_hh_l1[12]"});
   nn::GRU gru(4, 3, 1, /*bias=*/false);
   CHECK(gru.num_parameters() == 9 * 4 + 9 * 3);
   double bound = 1.0 / std::sqrt(3.0);
@@ -335,15 +339,18 @@ TEST_CASE("layers: key-padding mask gives padded keys zero attention weight") {
       for (int64_t j = 0; j < Tk; ++j) {
         double v = w[(b * 2 * Tq + r) * Tk + j];
         row += v;
-        if (m[b * Tk + j]) CHECK(v == 0.0);
-        else CHECK(v > 0.0);
+        if (m[b * Tk + j])
+          CHECK(v == 0.0);
+        else
+          CHECK(v > 0.0);
       }
       CHECK(row == doctest::Approx(1.0));
     }
   opt.weights = nn::AttentionWeights::averaged;
   CHECK(mha(q, kv, kv, opt).weights.shape() == Shape({B, Tq, Tk}));
   opt.key_padding_mask = zeros({B, Tq});
-  CHECK_THROWS_WITH(mha(q, kv, kv, opt), doctest::Contains("key_padding_mask must be [B=2, Tk=4], got [2, 3]"));
+  CHECK_THROWS_WITH(mha(q, kv, kv, opt),
+                    doctest::Contains("key_padding_mask must be [B=2, Tk=4], got [2, 3]"));
 }
 
 TEST_CASE("layers: TransformerBlock gradcheck and PyTorch names") {
@@ -351,10 +358,11 @@ TEST_CASE("layers: TransformerBlock gradcheck and PyTorch names") {
   nn::TransformerBlock block(4, 2, 6, /*causal=*/true, 0.0, &g);
   std::vector<std::string> names;
   for (auto& [n, p] : block.named_parameters()) names.push_back(n);
-  CHECK(names == std::vector<std::string>{
-                     "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
-                     "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight",
-                     "linear2.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"});
+  CHECK(names == std::vector<std::string>{"self_attn.in_proj_weight", "self_attn.in_proj_bias",
+                                          "self_attn.out_proj.weight", "self_attn.out_proj.bias",
+                                          "linear1.weight", "linear1.bias", "linear2.weight",
+                                          "linear2.bias", "norm1.weight", "norm1.bias",
+                                          "norm2.weight", "norm2.bias"});
   block.to(DType::f64);
   Tensor x = rnd({2, 3, 4}, g);
   check_module("TransformerBlock causal", block, {x}, [&] { return block(x); });
@@ -447,9 +455,12 @@ TEST_CASE("layers: losses gradcheck") {
   Tensor target = from_vector<int64_t>({0, 3, 1, 2, 2, -100}, {2, 3});
   for (Reduction r : {Reduction::mean, Reduction::sum, Reduction::none})
     check_fn(fmt::format("cross_entropy {}", nn::reduction_name(r)), {logits},
-             [&](const std::vector<Tensor>& in) { return F::cross_entropy(in[0], target, -100, 0.1, r); });
+             [&](const std::vector<Tensor>& in) {
+               return F::cross_entropy(in[0], target, -100, 0.1, r);
+             });
   Tensor a = rnd({3, 4}, g), b = rnd({3, 4}, g);
-  check_fn("mse_loss", {a, b}, [](const std::vector<Tensor>& in) { return F::mse_loss(in[0], in[1]); });
+  check_fn("mse_loss", {a, b},
+           [](const std::vector<Tensor>& in) { return F::mse_loss(in[0], in[1]); });
   Tensor y = rand({3, 4}, DType::f64, &g), pw = add(rand({4}, DType::f64, &g), 0.5);
   for (Reduction r : {Reduction::mean, Reduction::sum, Reduction::none}) {
     check_fn("bce_with_logits", {a, y}, [r](const std::vector<Tensor>& in) {
@@ -477,7 +488,8 @@ TEST_CASE("layers: loss values") {
   // BCE with logits stays finite far out and matches the naive formula near 0
   Tensor x = from_vector<double>({-100, -2, 0.5, 3, 100}, {5});
   Tensor y = from_vector<double>({0, 1, 0, 1, 0}, {5});
-  std::vector<double> l = F::binary_cross_entropy_with_logits(x, y, Reduction::none).to_vector<double>();
+  std::vector<double> l =
+      F::binary_cross_entropy_with_logits(x, y, Reduction::none).to_vector<double>();
   std::vector<double> xv = x.to_vector<double>(), yv = y.to_vector<double>();
   CHECK(l[0] == doctest::Approx(0.0));
   CHECK(l[4] == doctest::Approx(100.0));
@@ -528,21 +540,29 @@ TEST_CASE("layers: loss values") {
 // ================================================================ shapes, errors, summary
 TEST_CASE("layers: shape errors name the module and the shapes") {
   Tensor bad = zeros({2, 5});
-  CHECK_THROWS_WITH(nn::Linear(4, 3)(bad), doctest::Contains("Linear: expected input [..., 4], got [2, 5]"));
-  CHECK_THROWS_WITH(nn::LayerNorm(4)(bad), doctest::Contains("LayerNorm: expected input [..., 4], got [2, 5]"));
-  CHECK_THROWS_WITH(nn::LSTM(4, 3)(zeros({2, 3, 5})),
-                    doctest::Contains("LSTM: expected input [B, T, 4] (batch first), got [2, 3, 5]"));
+  CHECK_THROWS_WITH(nn::Linear(4, 3)(bad),
+                    doctest::Contains("Linear: expected input [..., 4], got [2, 5]"));
+  CHECK_THROWS_WITH(nn::LayerNorm(4)(bad),
+                    doctest::Contains("LayerNorm: expected input [..., 4], got [2, 5]"));
+  CHECK_THROWS_WITH(
+      nn::LSTM(4, 3)(zeros({2, 3, 5})),
+      doctest::Contains("LSTM: expected input [B, T, 4] (batch first), got [2, 3, 5]"));
   CHECK_THROWS_WITH(nn::GRU(4, 3)(bad), doctest::Contains("GRU: expected input [B, T, 4]"));
   nn::LSTMState wrong{zeros({1, 3, 3}), Tensor()};
   CHECK_THROWS_WITH(nn::LSTM(4, 3)(zeros({2, 3, 4}), wrong),
                     doctest::Contains("LSTM: expected h0 [num_layers=1, B=2, H=3], got [1, 3, 3]"));
   nn::MultiHeadAttention mha(4, 2);
   Tensor q = zeros({2, 3, 4});
-  CHECK_THROWS_WITH(mha(q, zeros({2, 3, 6}), q), doctest::Contains("MultiHeadAttention: expected query"));
-  CHECK_THROWS_WITH(mha(q, zeros({1, 3, 4}), zeros({1, 3, 4})), doctest::Contains("batch/length mismatch"));
-  CHECK_THROWS_WITH(nn::TransformerBlock(4, 2)(bad), doctest::Contains("TransformerBlock: expected input [B, T, 4], got [2, 5]"));
-  CHECK_THROWS_WITH(nn::MixtureOfExperts(4, 3, 2, 2)(bad), doctest::Contains("MixtureOfExperts: expected input [..., 4], got [2, 5]"));
-  CHECK_THROWS_WITH(nn::SpectralMix(4)(bad), doctest::Contains("SpectralMix: expected input [..., 4], got [2, 5]"));
+  CHECK_THROWS_WITH(mha(q, zeros({2, 3, 6}), q),
+                    doctest::Contains("MultiHeadAttention: expected query"));
+  CHECK_THROWS_WITH(mha(q, zeros({1, 3, 4}), zeros({1, 3, 4})),
+                    doctest::Contains("batch/length mismatch"));
+  CHECK_THROWS_WITH(nn::TransformerBlock(4, 2)(bad),
+                    doctest::Contains("TransformerBlock: expected input [B, T, 4], got [2, 5]"));
+  CHECK_THROWS_WITH(nn::MixtureOfExperts(4, 3, 2, 2)(bad),
+                    doctest::Contains("MixtureOfExperts: expected input [..., 4], got [2, 5]"));
+  CHECK_THROWS_WITH(nn::SpectralMix(4)(bad),
+                    doctest::Contains("SpectralMix: expected input [..., 4], got [2, 5]"));
   CHECK_THROWS_WITH(nn::LSTM(0, 3), doctest::Contains("LSTM: sizes must be positive"));
 }
 
@@ -559,9 +579,11 @@ TEST_CASE("layers: summary prints the module tree with parameter counts") {
   int64_t total = (4 * 8 + 8) + block + (8 * 2 + 2);
   CHECK(net.num_parameters() == total);
   CHECK(s.find(fmt::format("total parameters: {}", total)) != std::string::npos);
-  CHECK(s.find("2: TransformerBlock(embed_dim=8, num_heads=2, ff_dim=16, causal=true)") != std::string::npos);
+  CHECK(s.find("2: TransformerBlock(embed_dim=8, num_heads=2, ff_dim=16, causal=true)") !=
+        std::string::npos);
   CHECK(s.find(fmt::format("params={}", block)) != std::string::npos);
-  CHECK(s.find("self_attn: MultiHeadAttention(embed_dim=8, num_heads=2, dropout=0)") != std::string::npos);
+  CHECK(s.find("self_attn: MultiHeadAttention(embed_dim=8, num_heads=2, dropout=0)") !=
+        std::string::npos);
   CHECK(s.find("-> [1, 3, 2]") != std::string::npos);
   nn::LSTM lstm(4, 3, 2);
   CHECK(lstm.summary().find("LSTM(4, 3, num_layers=2, bias=true, dropout=0)  params=204") == 0);

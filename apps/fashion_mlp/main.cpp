@@ -1,7 +1,9 @@
 // apps/fashion_mlp/main.cpp — a 784-256-128-10 ReLU MLP trained with Adam on Fashion-MNIST.
 //
 // The smallest end-to-end run of engram: IDX files (apps/common/idx.h) -> minibatches shuffled
-// by the seeded generator -> Linear/ReLU layers -> cross-entropy -> backward on the tape -> Adam.
+// by the seeded generator -> Linear/ReLU layers -> cross-entropy -> backward on the tape -> Adam,
+// its lr decayed along a half cosine to 0 over the run (so the last epoch settles rather than
+// bouncing between minima).
 // One progress line per epoch (train loss and accuracy over the epoch, test accuracy after it,
 // seconds), then `test_acc=<fraction>`, and the trained model is written as a safetensors file
 // (loadable into the equivalent torch.nn.Sequential by name: 0.weight, 0.bias, 2.weight, ...).
@@ -20,6 +22,7 @@
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
+#include "nn/schedule.h"
 
 using namespace engram;
 
@@ -104,15 +107,18 @@ int run(const Options& opt) {
   nn::AdamOptions adam;
   adam.lr = opt.lr;
   nn::Adam optimizer(model.parameters(), adam);
+  const int64_t steps_per_epoch = (train.size() + opt.batch - 1) / opt.batch;
+  nn::LRSchedule schedule = nn::LRSchedule::warmup_cosine(0, opt.epochs * steps_per_epoch);
   // num_threads() applies ENGRAM_NUM_THREADS (else the core count) to OpenMP and OpenBLAS.
   fmt::print("fashion_mlp: {} train / {} test images, MLP 784-256-128-10 ({} parameters), "
-             "Adam lr={}, batch={}, seed={}, threads={}\n",
-             train.size(), test.size(), model.num_parameters(), opt.lr, opt.batch, opt.seed,
-             num_threads());
+             "Adam lr={} {}, batch={}, seed={}, threads={}\n",
+             train.size(), test.size(), model.num_parameters(), opt.lr, schedule.str(), opt.batch,
+             opt.seed, num_threads());
 
   std::vector<int64_t> order(train.size());
   std::iota(order.begin(), order.end(), 0);
   double test_acc = 0;
+  int64_t step = 0;
   for (int64_t epoch = 1; epoch <= opt.epochs; ++epoch) {
     auto start = std::chrono::steady_clock::now();
     shuffle(order, gen);
@@ -120,6 +126,7 @@ int run(const Options& opt) {
     int64_t correct = 0, N = train.size();
     for (int64_t begin = 0; begin < N; begin += opt.batch) {
       Batch b = gather_batch(train_x, train.labels, order, begin, std::min(N, begin + opt.batch));
+      schedule.apply(optimizer, step++);
       Tensor logits = model(b.x);
       Tensor loss = cross_entropy(logits, b.y);
       optimizer.zero_grad();
