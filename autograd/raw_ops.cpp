@@ -28,7 +28,10 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
 Tensor reduce_keepdim(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims) {
   Shape s = x.shape();
   if (dims.empty()) std::fill(s.begin(), s.end(), 1);
-  for (int64_t d : dims) s[wrap_dim(d, x.dim(), "reduce")] = 1;
+  for (int64_t d : dims) {
+    int64_t w = wrap_dim(d, x.dim(), "reduce");
+    if (x.dim() > 0) s[w] = 1;
+  }
   Tensor out = empty(s, x.dtype(), x.device());
   ENGRAM_KERNEL(x.device(), reduce)(op, x, out);
   return out;

@@ -17,7 +17,10 @@ struct ReducedShapes {
 static ReducedShapes reduced_shapes(const Tensor& x, const Dims& dims, bool keepdim, const char* op) {
   ReducedShapes r;
   std::vector<bool> red(x.dim(), dims.empty());
-  for (int64_t d : dims) red[wrap_dim(d, x.dim(), op)] = true;
+  for (int64_t d : dims) {
+    int64_t w = wrap_dim(d, x.dim(), op);
+    if (x.dim() > 0) red[w] = true;  // a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
+  }
   for (int64_t d = 0; d < x.dim(); ++d) {
     r.keep.push_back(red[d] ? 1 : x.shape()[d]);
     if (red[d]) r.count *= x.shape()[d];

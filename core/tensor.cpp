@@ -15,7 +15,10 @@ Storage::Storage(Device d, size_t n) : device(d), nbytes(n) {
 }
 Storage::~Storage() { backend(device).free(data); }
 
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::size(int64_t d) const {
+  ENGRAM_CHECK(dim() > 0, "size({}): the tensor has no dimensions (it is 0-d)", d);
+  return shape()[wrap_dim(d, dim(), "size")];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expect = 1;
@@ -253,6 +256,11 @@ Tensor permute(const Tensor& t, const std::vector<int64_t>& dims) {
 }
 
 Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
+  if (t.dim() == 0) {  // PyTorch: transposing a 0-d tensor (dims 0 / -1) returns it
+    wrap_dim(d0, 0, "transpose");
+    wrap_dim(d1, 0, "transpose");
+    return t;
+  }
   std::vector<int64_t> dims(t.dim());
   for (int64_t i = 0; i < t.dim(); ++i) dims[i] = i;
   std::swap(dims[wrap_dim(d0, t.dim(), "transpose")], dims[wrap_dim(d1, t.dim(), "transpose")]);
@@ -260,6 +268,7 @@ Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
 }
 
 Tensor narrow(const Tensor& t, int64_t dim, int64_t start, int64_t length) {
+  ENGRAM_CHECK(t.dim() > 0, "narrow: cannot be applied to a 0-d tensor");
   dim = wrap_dim(dim, t.dim(), "narrow");
   int64_t n = t.shape()[dim];
   if (start < 0) start += n;
@@ -288,7 +297,7 @@ Tensor expand(const Tensor& t, const Shape& shape) {
 
 Tensor squeeze(const Tensor& t, int64_t dim) {
   dim = wrap_dim(dim, t.dim(), "squeeze");
-  if (t.shape()[dim] != 1) return t;
+  if (t.dim() == 0 || t.shape()[dim] != 1) return t;
   Shape s = t.shape(), st = t.strides();
   s.erase(s.begin() + dim);
   st.erase(st.begin() + dim);
