@@ -95,6 +95,7 @@ golden: $(BUILD)/tools/export_samples
 	$(BUILD)/tools/export_samples > $(BUILD)/op_samples.json
 	/usr/bin/python3 tests/golden/make_golden.py $(BUILD)/op_samples.json tests/golden/ops.json
 	/usr/bin/python3 tests/golden/make_layer_golden.py tests/golden/layers.json
+	/usr/bin/python3 tests/golden/make_optim_golden.py
 
 # Training-step benchmarks against PyTorch (apps/bench, docs/benchmarks.md): the sgemm peak, then
 # every workload with 1 thread and with all cores. Not a test: the numbers depend on the machine.

@@ -179,18 +179,19 @@ TEST_CASE("checkpoint: corrupted headers are rejected, never read past the buffe
   CHECK(flipped(8, 0x01).find("not valid JSON") != std::string::npos);    // '{' -> 'z'
   CHECK(flipped(7, 0x40).find("exceeds") != std::string::npos);           // header length huge
   CHECK(flipped(0, 0x01).find("JSON") != std::string::npos);              // header length off by one
-  // Every single-bit flip anywhere in the header either fails cleanly or (when the JSON still
-  // parses to something valid, e.g. a changed digit in the data) loads; it never crashes.
+  // A bit flip at every byte of the length and header (low, middle or high bit in turn) either
+  // fails cleanly or, when the JSON still parses to something valid (a changed digit that keeps
+  // the sizes consistent), loads; it never crashes or reads out of bounds.
   int failures = 0;
-  for (size_t pos = 0; pos < 8 + n; ++pos)
-    for (unsigned char mask : {0x01, 0x08, 0x80}) {
-      std::string err = flipped(pos, mask);
-      if (!err.empty()) {
-        ++failures;
-        CHECK_MESSAGE(err.find(path) != std::string::npos, err);
-      }
+  const unsigned char masks[] = {0x01, 0x08, 0x80};
+  for (size_t pos = 0; pos < 8 + n; ++pos) {
+    std::string err = flipped(pos, masks[pos % 3]);
+    if (!err.empty()) {
+      ++failures;
+      CHECK_MESSAGE(err.find(path) != std::string::npos, err);
     }
-  CHECK(failures > int(n));
+  }
+  CHECK(failures > int(n) / 2);
 }
 
 TEST_CASE("checkpoint: invalid entries are all listed in one error") {
