@@ -6,6 +6,9 @@ Writes, next to this script:
                              each optimizer configuration the cross-entropy loss before each of 20
                              full-batch steps plus the loss after the last one, in float64 and in
                              float32 (engram's test trains identically and compares the losses)
+  optim_lstm.json            the same for a small sequence tagger: batch-first LSTM(5, 6), 1 layer,
+                             on x [4, 7, 5], then Linear(6, 3) on every step's hidden state,
+                             cross-entropy over the 4*7 targets; same optimizer configurations
   optim_torch_state.safetensors
                              the MLP's torch state_dict (F32) plus an F64 and an I64 tensor and
                              metadata, written by the tiny safetensors writer below (the
@@ -27,6 +30,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DIMS = [8, 16, 4]
 N_SAMPLES = 32
 STEPS = 20
+# The LSTM tagger: x [LSTM_BATCH, LSTM_SEQ, LSTM_IN] -> LSTM(LSTM_IN, LSTM_HIDDEN) -> Linear to
+# LSTM_CLASSES at every step; targets [LSTM_BATCH * LSTM_SEQ] (row-major over batch, time).
+LSTM_IN, LSTM_HIDDEN, LSTM_CLASSES = 5, 6, 3
+LSTM_BATCH, LSTM_SEQ = 4, 7
 
 # ---------------------------------------------------------------- safetensors, by hand
 _TO_CODE = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
@@ -65,9 +72,27 @@ def read_safetensors(path):
 
 
 # ---------------------------------------------------------------- the model and the runs
-def make_model(weights, dtype):
-    model = torch.nn.Sequential(torch.nn.Linear(DIMS[0], DIMS[1]), torch.nn.Tanh(),
-                                torch.nn.Linear(DIMS[1], DIMS[2])).to(dtype)
+class LSTMTagger(torch.nn.Module):
+    """Parameters lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0,
+    head.weight, head.bias; forward returns logits flattened to [B * T, classes]."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(LSTM_IN, LSTM_HIDDEN, num_layers=1, batch_first=True)
+        self.head = torch.nn.Linear(LSTM_HIDDEN, LSTM_CLASSES)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out).reshape(-1, LSTM_CLASSES)
+
+
+def make_mlp():
+    return torch.nn.Sequential(torch.nn.Linear(DIMS[0], DIMS[1]), torch.nn.Tanh(),
+                               torch.nn.Linear(DIMS[1], DIMS[2]))
+
+
+def make_model(weights, dtype, factory=make_mlp):
+    model = factory().to(dtype)
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(weights[name].to(dtype))
@@ -124,8 +149,8 @@ def make_scheduler(run, opt):
     return None
 
 
-def train(run, weights, x, y, dtype):
-    model = make_model(weights, dtype)
+def train(run, weights, x, y, dtype, factory=make_mlp):
+    model = make_model(weights, dtype, factory)
     opt = make_optimizer(run, list(model.parameters()))
     sched = make_scheduler(run, opt)
     x = x.to(dtype)
@@ -160,8 +185,7 @@ def main():
 
     g = torch.Generator().manual_seed(20240611)
     weights = {}
-    ref = torch.nn.Sequential(torch.nn.Linear(DIMS[0], DIMS[1]), torch.nn.Tanh(),
-                              torch.nn.Linear(DIMS[1], DIMS[2]))
+    ref = make_mlp()
     for name, p in ref.named_parameters():  # PyTorch's names: 0.weight, 0.bias, 2.weight, 2.bias
         weights[name] = (torch.rand(p.shape, generator=g, dtype=torch.float64) * 2 - 1) / math.sqrt(p.shape[-1])
     x = torch.randn(N_SAMPLES, DIMS[0], generator=g, dtype=torch.float64)
@@ -187,6 +211,8 @@ def main():
     with open(os.path.join(HERE, "optim_mlp.json"), "w") as f:
         json.dump(golden, f, indent=1)
 
+    make_lstm_golden()
+
     # A torch state dict as safetensors, plus one tensor of each other dtype and a scalar.
     model = make_model(weights, torch.float32)
     tensors = {k: v for k, v in model.state_dict().items()}
@@ -195,6 +221,39 @@ def main():
     tensors["extra.scalar"] = torch.tensor(0.1, dtype=torch.float32)
     write_safetensors(os.path.join(HERE, "optim_torch_state.safetensors"), tensors,
                       {"format": "pt", "source": "torch " + torch.__version__, "step": "7"})
+
+
+def make_lstm_golden():
+    g = torch.Generator().manual_seed(20240612)  # its own stream: the MLP golden is unchanged
+    weights = {}
+    bound = 1 / math.sqrt(LSTM_HIDDEN)  # PyTorch's LSTM init; also the head's (its fan-in is H)
+    for name, p in LSTMTagger().named_parameters():
+        weights[name] = (torch.rand(p.shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
+    x = torch.randn(LSTM_BATCH, LSTM_SEQ, LSTM_IN, generator=g, dtype=torch.float64)
+    y = torch.randint(0, LSTM_CLASSES, (LSTM_BATCH * LSTM_SEQ,), generator=g)
+
+    runs = []
+    for run in RUNS:
+        r = dict(run)
+        r["losses_f64"] = train(run, weights, x, y, torch.float64, LSTMTagger)
+        r["losses_f32"] = train(run, weights, x, y, torch.float32, LSTMTagger)
+        runs.append(r)
+        print(f"lstm {run['name']:24s} loss {r['losses_f64'][0]:.6f} -> {r['losses_f64'][-1]:.6f}")
+
+    golden = {
+        "description": f"Sequence tagger: batch-first LSTM({LSTM_IN}, {LSTM_HIDDEN}), 1 layer, zero "
+                       f"initial state, then Linear({LSTM_HIDDEN}, {LSTM_CLASSES}) on every step; "
+                       "logits flattened to [B*T, classes] and full-batch cross-entropy against y "
+                       f"(B*T targets, row-major over batch then time); {STEPS} steps per run; "
+                       "losses[k] is the loss before step k, the last one after the final step. "
+                       "Made by tests/golden/make_optim_golden.py with torch " + torch.__version__,
+        "input_size": LSTM_IN, "hidden_size": LSTM_HIDDEN, "classes": LSTM_CLASSES,
+        "batch": LSTM_BATCH, "seq_len": LSTM_SEQ, "steps": STEPS,
+        "params": {k: tensor_json(v) for k, v in weights.items()},
+        "x": tensor_json(x), "y": y.tolist(), "runs": runs,
+    }
+    with open(os.path.join(HERE, "optim_lstm.json"), "w") as f:
+        json.dump(golden, f, indent=1)
 
 
 if __name__ == "__main__":
