@@ -13,15 +13,6 @@ using json = nlohmann::json;
 using Inputs = std::vector<Tensor>;
 using Samples = std::vector<OpSample>;
 
-static OpInfo entry(std::string name, std::function<Tensor(const Inputs&, const json&)> fn,
-                    std::function<Samples(Generator&)> samples) {
-  OpInfo op;
-  op.name = std::move(name);
-  op.fn = std::move(fn);
-  op.samples = std::move(samples);
-  return op;
-}
-
 static json conv_params(int64_t stride, int64_t padding, int64_t dilation, bool bias = true) {
   return {{"stride", stride}, {"padding", padding}, {"dilation", dilation}, {"bias", bias}};
 }

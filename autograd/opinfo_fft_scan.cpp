@@ -13,15 +13,6 @@ namespace engram {
 using json = nlohmann::json;
 using Inputs = std::vector<Tensor>;
 
-static OpInfo entry(std::string name, std::function<Tensor(const Inputs&, const json&)> fn,
-                    std::function<std::vector<OpSample>(Generator&)> samples) {
-  OpInfo op;
-  op.name = std::move(name);
-  op.fn = std::move(fn);
-  op.samples = std::move(samples);
-  return op;
-}
-
 // A linear_scan sample: decays a in (-1, 1) keep h bounded over the steps.
 static OpSample scan_sample(Generator& g, std::string label, const Shape& as, const Shape& bs,
                             const Shape& h0s) {

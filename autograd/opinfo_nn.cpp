@@ -9,8 +9,8 @@
 //   rms_norm: "eps", "has_weight" (inputs x[, weight])
 //   dropout: "p", "training", "seed" — the mask comes from Generator(seed), created inside fn so
 //   every call draws the same mask (gradcheck calls fn many times; with a fixed mask dropout is
-//   linear). PyTorch draws a different mask from its own generator, so only the eval / p = 0
-//   samples can match it value for value.
+//   linear). PyTorch draws a different mask from its own generator: the golden script rebuilds
+//   engram's mask from where its output is zero and checks the scaling and the gradient.
 // Class losses take scores [..., C] with target [...]: classes last (PyTorch: view(-1, C)).
 #include "autograd/ops.h"
 #include "autograd/registry.h"
@@ -19,15 +19,6 @@ namespace engram {
 
 using json = nlohmann::json;
 using Inputs = std::vector<Tensor>;
-
-static OpInfo entry(std::string name, std::function<Tensor(const Inputs&, const json&)> fn,
-                    std::function<std::vector<OpSample>(Generator&)> samples) {
-  OpInfo op;
-  op.name = std::move(name);
-  op.fn = std::move(fn);
-  op.samples = std::move(samples);
-  return op;
-}
 
 static Reduction reduction_of(const json& p) {
   std::string r = p.value("reduction", std::string("mean"));

@@ -9,15 +9,6 @@ using Inputs = std::vector<Tensor>;
 
 static Dims dims_of(const json& p) { return p.contains("dims") ? p["dims"].get<Dims>() : Dims{}; }
 
-static OpInfo entry(std::string name, std::function<Tensor(const Inputs&, const json&)> fn,
-                    std::function<std::vector<OpSample>(Generator&)> samples) {
-  OpInfo op;
-  op.name = std::move(name);
-  op.fn = std::move(fn);
-  op.samples = std::move(samples);
-  return op;
-}
-
 // The usual reduction cases: all, one dim, several dims, negative dim, keepdim, size-1 dim.
 static std::vector<OpSample> reduce_samples(Generator& g) {
   return {

@@ -8,15 +8,6 @@ using json = nlohmann::json;
 using Inputs = std::vector<Tensor>;
 using Samples = std::vector<OpSample>;
 
-static OpInfo entry(std::string name, std::function<Tensor(const Inputs&, const json&)> fn,
-                    std::function<Samples(Generator&)> samples) {
-  OpInfo op;
-  op.name = std::move(name);
-  op.fn = std::move(fn);
-  op.samples = std::move(samples);
-  return op;
-}
-
 void register_shape_ops(std::vector<OpInfo>& r) {
   // ---- matmul family
   r.push_back(entry("matmul", [](const Inputs& in, const json&) { return matmul(in[0], in[1]); },

@@ -32,6 +32,14 @@ const OpInfo* find_op(const std::string& name) {
   return nullptr;
 }
 
+OpInfo entry(std::string name, OpFn fn, SampleFn samples) {
+  OpInfo op;
+  op.name = std::move(name);
+  op.fn = std::move(fn);
+  op.samples = std::move(samples);
+  return op;
+}
+
 OpSample sample(std::string label, std::vector<Tensor> inputs, nlohmann::json params) {
   OpSample s;
   s.label = std::move(label);

@@ -36,6 +36,11 @@ struct OpInfo {
 };
 
 const std::vector<OpInfo>& op_registry();
+
+using OpFn = std::function<Tensor(const std::vector<Tensor>& inputs, const nlohmann::json& params)>;
+using SampleFn = std::function<std::vector<OpSample>(Generator& gen)>;
+// An entry with default tolerances: entry("sum", fn, samples).
+OpInfo entry(std::string name, OpFn fn, SampleFn samples);
 const OpInfo* find_op(const std::string& name);
 
 // Helpers for writing samples.
