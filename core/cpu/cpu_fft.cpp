@@ -84,15 +84,17 @@ static std::mutex& planner_mutex() {
 template <typename T>
 static typename Fftw<T>::Plan get_plan(bool forward, int n, int rows, T* in, T* out) {
   using Key = std::tuple<bool, int, int, int, int>;
-  static std::map<Key, typename Fftw<T>::Plan> cache;  // guarded by planner_mutex()
+  // Never destroyed: no plan dies at exit under a thread still running one (and leak checkers
+  // see the plans as reachable). Guarded by planner_mutex().
+  static auto* cache = new std::map<Key, typename Fftw<T>::Plan>();
   Key key{forward, n, rows, Fftw<T>::alignment(in), Fftw<T>::alignment(out)};
   std::lock_guard<std::mutex> lock(planner_mutex());
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
+  auto it = cache->find(key);
+  if (it != cache->end()) return it->second;
   auto plan = forward ? Fftw<T>::plan_r2c(n, rows, in, out) : Fftw<T>::plan_c2r(n, rows, in, out);
   ENGRAM_CHECK(plan != nullptr, "{}: FFTW could not plan a transform of length {} over {} rows",
                forward ? "rfft" : "irfft", n, rows);
-  cache.emplace(key, plan);
+  cache->emplace(key, plan);
   return plan;
 }
 
