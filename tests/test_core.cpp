@@ -16,26 +16,16 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "tests/test_util.h"
 #include "autograd/raw_ops.h"
 #include "core/backend.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 
 using namespace engram;
+using namespace engram::testing;
 
 namespace {
-
-// CHECK that a vector equals an expected list, printing both on failure:
-//   CHECK_VEC(t.to_vector<float>(), {1, 2, 3});
-template <typename T> std::string show(const std::vector<T>& v) {
-  return fmt::format("[{}]", fmt::join(v, ", "));
-}
-#define CHECK_VEC(got, ...)                                                          \
-  do {                                                                               \
-    const auto got_ = (got);                                                         \
-    const std::remove_const_t<decltype(got_)> want_ = __VA_ARGS__;                   \
-    CHECK_MESSAGE(got_ == want_, #got " = " << show(got_) << ", expected " << show(want_)); \
-  } while (0)
 
 // Element `idx` of t, read straight from storage with t's strides and offset.
 double at(const Tensor& t, const std::vector<int64_t>& idx) {
@@ -62,20 +52,6 @@ void for_each_index(const Shape& shape, const std::function<void(const std::vect
       idx[d] = 0;
     }
   }
-}
-
-// The message of the engram::Error thrown by fn ("" when nothing was thrown).
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 // arange(0, n) reshaped to `shape`: element value == its row-major flat index.

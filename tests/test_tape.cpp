@@ -11,36 +11,14 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "tests/test_util.h"
 #include "autograd/tape.h"
 #include "core/backend.h"
 
 using namespace engram;
+using namespace engram::testing;
 
 namespace {
-
-// CHECK that a vector equals an expected list, printing both on failure:
-//   CHECK_VEC(t.to_vector<float>(), {1, 2, 3});
-template <typename T> std::string show(const std::vector<T>& v) {
-  return fmt::format("[{}]", fmt::join(v, ", "));
-}
-#define CHECK_VEC(got, ...)                                                          \
-  do {                                                                               \
-    const auto got_ = (got);                                                         \
-    const std::remove_const_t<decltype(got_)> want_ = __VA_ARGS__;                   \
-    CHECK_MESSAGE(got_ == want_, #got " = " << show(got_) << ", expected " << show(want_)); \
-  } while (0)
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 Tensor leaf(const std::vector<double>& v, const Shape& shape, DType dt = DType::f64) {
   Tensor t = from_vector(v, shape, dt);
