@@ -4,6 +4,8 @@
 #   make gradcheck  one line per registered op: gradcheck in f64 and the PyTorch golden match
 #   make golden     regenerate tests/golden/ with Debian's python3-torch
 #   make bench      training-step benchmarks against PyTorch, 1 thread and all cores
+#   make demo       install deps, build, train the tiny CRSD language model (apps/crsd_tiny)
+#   make data       download enwik8 into data/ and verify its checksum (needs a network)
 #   make deps       install the Debian packages (scripts/install-deps.sh)
 #   make WERROR=1   warnings are errors (CI does this)
 #   make cuda       also build the CUDA backend when nvcc is found (see cuda/)
@@ -11,7 +13,7 @@ MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 
 BUILD    ?= build
 CXX      ?= g++
-PKGS     := openblas lapacke fftw3 fftw3f fmt zlib
+PKGS     := openblas lapacke fftw3 fftw3f fmt zlib yaml-cpp sentencepiece
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CXXFLAGS ?= -O2 -g0
@@ -38,7 +40,7 @@ TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%)
 
 OP_NAMES  := $(BUILD)/op_names.inc
 
-.PHONY: all test gradcheck golden deps clean bench demo
+.PHONY: all test gradcheck golden deps clean bench demo data
 all: $(LIB) $(TEST_BIN) $(APP_BINS) $(TOOL_BINS)
 
 $(BUILD)/%.o: %.cpp
@@ -106,6 +108,17 @@ bench: $(BUILD)/apps/bench
 
 deps:
 	bash scripts/install-deps.sh
+
+# The tiny CRSD language model on Debian's fortunes, end to end (apps/crsd_tiny/README.md).
+# Passive OpenMP waiting: spinning threads crawl on a machine busier than its cores.
+demo:
+	bash scripts/install-deps.sh
+	$(MAKE) $(BUILD)/apps/crsd_tiny
+	OMP_WAIT_POLICY=passive $(BUILD)/apps/crsd_tiny
+
+# enwik8 for users with a network (never needed offline): then --data data/enwik8.
+data:
+	bash apps/common/fetch_enwik8.sh data
 
 clean:
 	rm -rf $(BUILD)
