@@ -12,6 +12,9 @@
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 
 BUILD    ?= build
+# OpenMP threads that spin while waiting steal the cores OpenBLAS's own threads need (runs were
+# 30x slower on a busy 2-core machine); sleeping waiters cost nothing measurable here.
+export OMP_WAIT_POLICY ?= PASSIVE
 CXX      ?= g++
 PKGS     := openblas lapacke fftw3 fftw3f fmt zlib yaml-cpp sentencepiece
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
