@@ -1,0 +1,302 @@
+// apps/bench/main.cpp — training-step benchmarks of engram against PyTorch, side by side.
+//
+//   build/apps/bench [--workload NAME]... [--steps N] [--warmup W] [--threads T] [--no-torch]
+//                    [--check] [--peak] [--list] [--seed S] [--python PATH] [--torch-ref PATH]
+//
+// For every workload (apps/bench/workloads.h; all by default) one step is a full training step:
+// forward, loss, backward, Adam update (nn::Adam; torch.optim.Adam on the other side). Both sides
+// train the same model on the same weights and batch: engram builds it from a fixed seed and
+// exports weights and batch to a safetensors file that apps/bench/torch_ref.py loads. The PyTorch
+// side runs as one child process on a pipe (torch_server.h), and the timed steps alternate in
+// blocks, engram then torch, so both see the same machine. Output, one line per workload:
+//
+//   workload=mlp engram_ms=<median> torch_ms=<median> ratio=<torch/engram> threads=<n> [gflop=<per step>]
+//
+// ratio > 1 means engram is faster. gflop (dense workloads only) is the matmul/conv work of one
+// step; with `--peak`'s sgemm figure it gives the fraction of the machine's peak each side reaches.
+// Two "# ..." lines come first: the torch side (version and threads, or why it is missing) and
+// the run's settings with the load average and OMP_WAIT_POLICY, the two things besides the code
+// that move the figures most. Without PyTorch (or with --no-torch) the torch fields are NA.
+// docs/benchmarks.md has the workloads, the method, results and where engram's time goes.
+//
+//   --check  runs two training steps on each side instead of timing, and prints both sides' loss
+//            before each (the first: same weights, same batch; the second: after one Adam step),
+//            so "same shapes, different model" mistakes show up. Exits 1 when they disagree.
+//   --peak   measures single-thread and all-core sgemm GFLOP/s with a large cblas_sgemm.
+//
+// Threads: --threads (default: ENGRAM_NUM_THREADS, else the core count) is applied to engram
+// (OpenMP and OpenBLAS) and passed to the torch process (torch.set_num_threads and the
+// OMP/OpenBLAS/MKL variables). Timings are wall-clock medians over the timed steps.
+#include <cblas.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "apps/bench/torch_server.h"
+#include "apps/bench/workloads.h"
+#include "nn/optim.h"
+
+using namespace engram;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Options {
+  std::vector<std::string> workloads;  // empty = all
+  int64_t steps = 10, warmup = 2;
+  int threads = 0;  // 0 = num_threads()
+  bool no_torch = false, check = false, peak = false, list = false;
+  uint64_t seed = 0;
+  std::string python, torch_ref;  // empty = found automatically
+};
+
+// Timed steps alternate between the two sides in this many blocks (fewer when steps is smaller).
+constexpr int64_t kAlternations = 5;
+// --check: the losses must agree to this relative difference. float32 sums in another order
+// differ by ~1e-7; crsd_tiny's episodic buffer may also break a tie between slots differently
+// (layer 0's keys depend only on the token, so a repeated byte gives novelty 0, or 1e-16, for
+// several slots), which moves its loss by ~1e-6. A different model differs in the first digits.
+constexpr double kLossTolerance = 1e-4;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double milliseconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// One training step on the engram side; returns the loss before the update.
+double train_step(bench::Workload& w, nn::Optimizer& opt) {
+  opt.zero_grad();
+  Tensor loss = w.loss();
+  backward(loss);
+  opt.step();
+  return loss.item();
+}
+
+// ---------------------------------------------------------------- --peak
+// C = A B for n x n float matrices, best of a few runs, as GFLOP/s (2 n^3 FLOPs per product).
+double sgemm_gflops(int threads, int64_t n) {
+  set_num_threads(threads);
+  std::vector<float> a(size_t(n * n)), b(size_t(n * n)), c(size_t(n * n));
+  Generator gen(1);
+  for (auto& x : a) x = float(gen.uniform() - 0.5);
+  for (auto& x : b) x = float(gen.uniform() - 0.5);
+  auto product = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(n), int(n), 1.0f, a.data(),
+                int(n), b.data(), int(n), 0.0f, c.data(), int(n));
+  };
+  product();  // warm-up: thread start, page faults
+  double best = INFINITY;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto start = std::chrono::steady_clock::now();
+    product();
+    best = std::min(best, milliseconds_since(start));
+  }
+  return 2.0 * double(n) * double(n) * double(n) / (best * 1e-3) / 1e9;
+}
+
+int run_peak() {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t n = 2048;
+  for (int threads : {1, cores}) {
+    fmt::print("peak threads={} n={} sgemm_gflops={:.1f}\n", threads, n, sgemm_gflops(threads, n));
+    std::fflush(stdout);
+    if (cores == 1) break;
+  }
+  return 0;
+}
+
+// The 1-minute load average from /proc/loadavg ("?" where there is none): a busy machine makes
+// every timing, multi-threaded ones above all, meaningless.
+std::string load_average() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return "?";
+  char buf[32] = {0};
+  int n = std::fscanf(f, "%31s", buf);
+  std::fclose(f);
+  return n == 1 ? std::string(buf) : "?";
+}
+
+// ---------------------------------------------------------------- locating the PyTorch side
+std::string find_python(const Options& o) {
+  if (!o.python.empty()) return o.python;
+  return fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";  // Debian's python3-torch
+}
+
+// torch_ref.py from the working directory (the repository root, as `make bench` runs it), else
+// next to the sources relative to the executable (build/apps/bench -> apps/bench/torch_ref.py).
+std::optional<std::string> find_torch_ref(const Options& o) {
+  if (!o.torch_ref.empty()) return fs::exists(o.torch_ref) ? std::optional(o.torch_ref) : std::nullopt;
+  std::vector<fs::path> candidates = {"apps/bench/torch_ref.py"};
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) candidates.push_back(exe.parent_path() / "../../apps/bench/torch_ref.py");
+  for (const fs::path& p : candidates)
+    if (fs::exists(p)) return fs::weakly_canonical(p).string();
+  return std::nullopt;
+}
+
+// A scratch folder for the exported weights, removed when the bench ends.
+struct ScratchDir {
+  fs::path path;
+  ScratchDir() {
+    path = fs::temp_directory_path() / fmt::format("engram-bench-{}", getpid());
+    fs::create_directories(path);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// ---------------------------------------------------------------- one workload
+// --check: two training steps on each side from the same weights and batch. True when they agree.
+bool check_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer& torch) {
+  std::vector<double> ours = {train_step(w, opt), train_step(w, opt)};
+  std::vector<double> theirs = torch.request_numbers("losses 2", "losses");
+  ENGRAM_CHECK(theirs.size() == 2, "torch server: expected 2 losses, got {}", theirs.size());
+  auto rel = [](double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-12); };
+  const double rel1 = rel(ours[0], theirs[0]), rel2 = rel(ours[1], theirs[1]);
+  const bool ok = rel1 <= kLossTolerance && rel2 <= kLossTolerance;
+  fmt::print("check workload={} engram_loss1={:.7g} torch_loss1={:.7g} rel1={:.1e} "
+             "engram_loss2={:.7g} torch_loss2={:.7g} rel2={:.1e} {}\n",
+             w.name, ours[0], theirs[0], rel1, ours[1], theirs[1], rel2, ok ? "ok" : "MISMATCH");
+  return ok;
+}
+
+void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* torch,
+                   const Options& o, int threads) {
+  for (int64_t i = 0; i < o.warmup; ++i) train_step(w, opt);
+  if (torch && o.warmup > 0) torch->request(fmt::format("time {}", o.warmup), "times");
+
+  std::vector<double> ours, theirs;
+  const int64_t block = std::max<int64_t>(1, (o.steps + kAlternations - 1) / kAlternations);
+  for (int64_t done = 0; done < o.steps; done += block) {
+    const int64_t n = std::min(block, o.steps - done);
+    for (int64_t i = 0; i < n; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      train_step(w, opt);
+      ours.push_back(milliseconds_since(start));
+    }
+    if (torch) {
+      std::vector<double> t = torch->request_numbers(fmt::format("time {}", n), "times");
+      theirs.insert(theirs.end(), t.begin(), t.end());
+    }
+  }
+  const double engram_ms = median(ours);
+  std::string torch_ms = "NA", ratio = "NA";
+  if (torch) {
+    const double t = median(theirs);
+    torch_ms = fmt::format("{:.3f}", t);
+    ratio = fmt::format("{:.2f}", t / engram_ms);
+  }
+  std::string extra = w.flop_per_step > 0 ? fmt::format(" gflop={:.3f}", w.flop_per_step / 1e9) : "";
+  fmt::print("workload={} engram_ms={:.3f} torch_ms={} ratio={} threads={}{}\n", w.name, engram_ms,
+             torch_ms, ratio, threads, extra);
+}
+
+int run(const Options& o) {
+  if (o.list) {
+    for (const std::string& name : bench::workload_names()) fmt::print("{}\n", name);
+    return 0;
+  }
+  if (o.peak) return run_peak();
+  ENGRAM_CHECK(o.steps >= 1, "--steps must be at least 1, got {}", o.steps);
+  ENGRAM_CHECK(o.warmup >= 0, "--warmup must be >= 0, got {}", o.warmup);
+  ENGRAM_CHECK(o.threads >= 0, "--threads must be positive, got {}", o.threads);
+  ENGRAM_CHECK(!(o.check && o.no_torch), "--check compares with PyTorch and cannot run with --no-torch");
+  std::vector<std::string> names = o.workloads.empty() ? bench::workload_names() : o.workloads;
+  for (const std::string& name : names) {
+    const auto& known = bench::workload_names();
+    ENGRAM_CHECK(std::find(known.begin(), known.end(), name) != known.end(),
+                 "unknown workload '{}' (known: {})", name, fmt::join(known, ", "));
+  }
+
+  const int threads = o.threads > 0 ? o.threads : num_threads();
+  set_num_threads(threads);
+
+  std::unique_ptr<bench::TorchServer> torch;
+  std::string missing;
+  if (o.no_torch) {
+    missing = "--no-torch given";
+  } else if (std::optional<std::string> script = find_torch_ref(o)) {
+    torch = std::make_unique<bench::TorchServer>(find_python(o), *script, threads);
+    if (!torch->available()) missing = torch->unavailable_reason(), torch.reset();
+  } else {
+    missing = o.torch_ref.empty() ? "apps/bench/torch_ref.py not found (run from the repository "
+                                    "root or pass --torch-ref PATH)"
+                                  : fmt::format("--torch-ref {} does not exist", o.torch_ref);
+  }
+  ENGRAM_CHECK(!o.check || torch, "--check needs PyTorch, which is unavailable: {}", missing);
+  if (torch) fmt::print("# torch: {}\n", torch->description());
+  else fmt::print("# torch: unavailable, torch_ms=NA: {}\n", missing);
+  // What makes timings move besides the code: the machine's load, and whether OpenMP threads spin
+  // (the default) or sleep while they wait (OMP_WAIT_POLICY=passive; both sides inherit it).
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  fmt::print("# engram threads={} steps={} warmup={} seed={} loadavg={} OMP_WAIT_POLICY={}\n", threads,
+             o.steps, o.warmup, o.seed, load_average(), wait_policy ? wait_policy : "(unset)");
+  std::fflush(stdout);
+
+  ScratchDir scratch;
+  bool all_agree = true;
+  for (const std::string& name : names) {
+    bench::Workload w = bench::make_workload(name, o.seed);
+    nn::Adam opt(w.model->parameters());  // lr 1e-3, betas (0.9, 0.999), eps 1e-8: torch's defaults
+    if (torch) {
+      std::string path = (scratch.path / (name + ".safetensors")).string();
+      bench::export_workload(w, path);
+      torch->request(fmt::format("setup {} {}", name, path), "ok");
+    }
+    if (o.check) all_agree &= check_workload(w, opt, *torch);
+    else time_workload(w, opt, torch.get(), o, threads);
+    std::fflush(stdout);
+  }
+  return all_agree ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  CLI::App app{"Training-step benchmarks of engram against PyTorch (forward + backward + Adam)"};
+  app.add_option("--workload", opt.workloads,
+                 "workload to run, repeatable (default: all): mlp, cnn, lstm, transformer, "
+                 "spectral, hebbian, crsd_tiny");
+  app.add_option("--steps", opt.steps, "timed training steps per side")->capture_default_str();
+  app.add_option("--warmup", opt.warmup, "untimed warm-up steps per side")->capture_default_str();
+  app.add_option("--threads", opt.threads, "threads for both sides (default: ENGRAM_NUM_THREADS, "
+                                           "else the core count)");
+  app.add_flag("--no-torch", opt.no_torch, "engram only (torch_ms=NA)");
+  app.add_flag("--check", opt.check, "compare the first two losses with PyTorch instead of timing");
+  app.add_flag("--peak", opt.peak, "measure 1-thread and all-core sgemm GFLOP/s and exit");
+  app.add_flag("--list", opt.list, "list the workloads and exit");
+  app.add_option("--seed", opt.seed, "seed for weights and batches")->capture_default_str();
+  app.add_option("--python", opt.python, "python interpreter with torch (default /usr/bin/python3)");
+  app.add_option("--torch-ref", opt.torch_ref, "path of torch_ref.py (default: found from the "
+                                                "working directory or the executable)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+  try {
+    return run(opt);
+  } catch (const std::exception& e) {  // engram::Error, and filesystem errors of the scratch dir
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+}

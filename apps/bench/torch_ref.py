@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+"""apps/bench/torch_ref.py — the PyTorch side of engram's benchmarks (apps/bench).
+
+The same workloads as apps/bench/workloads.h, written as a PyTorch user would write them, each
+trained with torch.optim.Adam (lr 1e-3, PyTorch's defaults otherwise). The engram bench exports
+its initial weights and its batch as a safetensors file (parameter names are engram's, which are
+PyTorch's: "0.weight", "lstm.weight_ih_l0", "blocks.0.self_attn.in_proj_weight", ...), with the
+hyper-parameters that the shapes do not show (sequence lengths, heads, rates) as metadata. This
+side loads it with load_state_dict(strict=True), so a model that differs in any parameter shape or
+name is an error, and --check compares the two sides' losses on the same weights and batch.
+
+Protocol (`--serve`): one command per line on stdin, one reply per line on stdout.
+
+    (start-up)                  ready torch=<version> threads=<n>  |  error <why>
+    setup <workload> <file>     ok                                 |  error <why>
+    losses <n>                  losses <l1> ... <ln>   loss before each of n training steps
+    time <n>                    times <ms1> ... <msn>  wall time of each of n training steps
+    quit                        (exits; so does end of input)
+
+Everything else this process prints goes to stderr, so stdout carries only the protocol.
+
+The memory workloads are written as plain per-step loops over time (the Hebbian state update, the
+reservoir, the episodic buffer, the gated linear recurrence): that is what engram's fused ops and
+loops are measured against. crsd_tiny follows memory/crsd.h, hebbian.h, episodic.h, reservoir.h
+and nn/spectral.h line by line.
+"""
+import argparse
+import json
+import struct
+import sys
+import time
+
+PROTOCOL_OUT = sys.stdout
+sys.stdout = sys.stderr  # stray prints (warnings, debugging) must not corrupt the protocol
+
+
+def reply(line):
+    PROTOCOL_OUT.write(line + "\n")
+    PROTOCOL_OUT.flush()
+
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as e:  # the start-up reply: the bench then prints torch_ms=NA and this reason
+    reply(f"error python3-torch is not installed ({e})")
+    sys.exit(0)
+
+
+def load_safetensors(path):
+    """{name: tensor}, {metadata} from a safetensors file, with numpy only."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    kinds = {"F32": "<f4", "F64": "<f8", "I64": "<i8"}
+    tensors = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        array = np.frombuffer(raw[8 + n + begin:8 + n + end], kinds[entry["dtype"]])
+        tensors[name] = torch.from_numpy(array.reshape(entry["shape"]).copy())
+    return tensors, meta
+
+
+# ---------------------------------------------------------------- dense workloads
+def make_mlp(meta):
+    return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                         nn.Linear(512, 10))
+
+
+def make_cnn(meta):
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(1),
+                         nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+class ByteLSTM(nn.Module):
+    def __init__(self, meta):
+        super().__init__()
+        vocab, embed, hidden = int(meta["vocab"]), int(meta["embed"]), int(meta["hidden"])
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, ids):
+        return self.head(self.lstm(self.embed(ids))[0])
+
+
+class ByteTransformer(nn.Module):
+    """Token + learned position embeddings -> pre-norm causal blocks -> LayerNorm -> Linear.
+    engram's TransformerBlock is nn.TransformerEncoderLayer(norm_first=True) name for name."""
+
+    def __init__(self, meta):
+        super().__init__()
+        vocab, context, d = int(meta["vocab"]), int(meta["context"]), int(meta["d_model"])
+        heads, ff, layers = int(meta["heads"]), int(meta["ff"]), int(meta["layers"])
+        self.tok_embed = nn.Embedding(vocab, d)
+        self.pos_embed = nn.Embedding(context, d)
+        self.blocks = nn.ModuleList([
+            nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, activation="gelu",
+                                       batch_first=True, norm_first=True) for _ in range(layers)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab)
+        causal = torch.triu(torch.full((context, context), float("-inf")), diagonal=1)
+        self.register_buffer("causal_mask", causal, persistent=False)
+
+    def forward(self, ids):
+        T = ids.shape[1]
+        x = self.tok_embed(ids) + self.pos_embed(torch.arange(T))
+        for block in self.blocks:
+            x = block(x, src_mask=self.causal_mask[:T, :T])
+        return self.head(self.norm(x))
+
+
+class SpectralMix(nn.Module):
+    """LayerNorm -> rfft over features -> per-frequency complex filter -> irfft -> Linear."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.features = features
+        self.norm = nn.LayerNorm(features)
+        filt = torch.zeros(features // 2 + 1, 2)
+        filt[:, 0] = 1.0
+        self.filter = nn.Parameter(filt)  # complex as [re, im], like engram
+        self.proj = nn.Linear(features, features)
+
+    def forward(self, x):
+        spectrum = torch.fft.rfft(self.norm(x), dim=-1)
+        filtered = spectrum * torch.view_as_complex(self.filter)
+        return self.proj(torch.fft.irfft(filtered, n=self.features, dim=-1))
+
+
+# ---------------------------------------------------------------- memory workloads
+def hebbian_loop(q, k, v, gamma, eta):
+    """H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t, one step at a time. q, k [B, T, dk]."""
+    B, T, dk = q.shape
+    H = q.new_zeros(B, dk, v.shape[2])
+    recalls = []
+    for t in range(T):
+        H = gamma * H + eta * (k[:, t, :, None] * v[:, t, None, :])
+        recalls.append(torch.bmm(q[:, t, None, :], H).squeeze(1))
+    return torch.stack(recalls, 1)
+
+
+class HebbianRecall(nn.Module):
+    def __init__(self, meta):
+        super().__init__()
+        c, d = int(meta["in_features"]), int(meta["d"])
+        self.gamma_logit = nn.Parameter(torch.tensor(0.0))
+        self.eta_raw = nn.Parameter(torch.tensor(0.0))
+        self.q_proj = nn.Linear(c, d, bias=False)
+        self.k_proj = nn.Linear(c, d, bias=False)
+        self.v_proj = nn.Linear(c, d, bias=False)
+
+    def forward(self, x):  # raw q and k, as the engram side
+        return hebbian_loop(self.q_proj(x), self.k_proj(x), self.v_proj(x),
+                            torch.sigmoid(self.gamma_logit), F.softplus(self.eta_raw))
+
+
+class Reservoir(nn.Module):
+    """s_t = (1 - leak) s_{t-1} + leak tanh(W_in u_t + W_res s_{t-1}); fixed buffers."""
+
+    def __init__(self, input_size, size, leak):
+        super().__init__()
+        self.leak = leak
+        self.register_buffer("w_in", torch.zeros(size, input_size))
+        self.register_buffer("w_res", torch.zeros(size, size))
+
+    def forward(self, u):
+        B, T, _ = u.shape
+        drive = u @ self.w_in.t()
+        s = u.new_zeros(B, self.w_res.shape[0])
+        states = []
+        for t in range(T):
+            act = torch.tanh(drive[:, t] + s @ self.w_res.t())
+            s = s * (1 - self.leak) + act * self.leak
+            states.append(s)
+        return torch.stack(states, 1)
+
+
+class HebbianMemory(nn.Module):
+    def __init__(self, eps):
+        super().__init__()
+        self.eps = eps
+        self.gamma_logit = nn.Parameter(torch.tensor(0.0))
+        self.eta_raw = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, q, k, v):
+        qn, kn = F.normalize(q, dim=-1, eps=self.eps), F.normalize(k, dim=-1, eps=self.eps)
+        return hebbian_loop(qn, kn, v, torch.sigmoid(self.gamma_logit), F.softplus(self.eta_raw))
+
+
+class EpisodicBuffer(nn.Module):
+    """Priority slots; read (cosine scores, masked softmax) before write (lowest priority slot)."""
+
+    def __init__(self, slots, temperature, decay, eps):
+        super().__init__()
+        self.slots, self.temperature, self.decay, self.eps = slots, temperature, decay, eps
+
+    def forward(self, q, k, v):
+        B, T, dk = q.shape
+        S = self.slots
+        st = {"keys": q.new_zeros(B, S, dk), "values": q.new_zeros(B, S, v.shape[2]),
+              "importance": q.new_zeros(B, S), "age": q.new_zeros(B, S), "filled": q.new_zeros(B, S)}
+        return torch.stack([self.step(q[:, t], k[:, t], v[:, t], st) for t in range(T)], 1)
+
+    def step(self, q, k, v, st):
+        # read: cosine scores over the filled slots, masked softmax, weighted sum of values
+        qn = F.normalize(q, dim=-1, eps=self.eps)
+        kn_slots = F.normalize(st["keys"], dim=-1, eps=self.eps)
+        scores = (kn_slots @ qn.unsqueeze(-1)).squeeze(-1) * (1.0 / self.temperature)
+        allowed = st["filled"]
+        shifted = scores - scores.max(1, keepdim=True).values.detach()
+        e = torch.exp(shifted) * allowed
+        z = e.sum(1, keepdim=True)
+        w = e / (z + (z == 0).to(z.dtype))
+        recall = (w.unsqueeze(1) @ st["values"]).squeeze(1)
+        # write: empty slots first, then the least important; novelty = 1 - max cosine
+        with torch.no_grad():
+            filled = st["filled"]
+            kn = F.normalize(k, dim=-1, eps=self.eps)
+            sim = (kn_slots @ kn.unsqueeze(-1)).squeeze(-1)
+            max_sim = (sim * filled + (filled - 1.0) * 2.0).max(1).values  # -2 when empty
+            novelty = (1.0 - max_sim).clamp(0.0, 1.0)
+            importance = st["importance"] * self.decay
+            age = st["age"] + 1.0
+            priority = importance - (1.0 - filled)
+            slot = priority.argmin(1, keepdim=True)
+            onehot = torch.zeros_like(filled).scatter_(1, slot, 1.0)
+            keep = 1.0 - onehot
+            st["importance"] = importance * keep + onehot * novelty.unsqueeze(1)
+            st["age"] = age * keep
+            st["filled"] = torch.maximum(filled, onehot)
+        keep3, hot3 = keep.unsqueeze(-1), onehot.unsqueeze(-1)
+        st["keys"] = st["keys"] * keep3 + hot3 * k.unsqueeze(1)
+        st["values"] = st["values"] * keep3 + hot3 * v.unsqueeze(1)
+        return recall
+
+
+class CRSDCell(nn.Module):
+    def __init__(self, meta):
+        super().__init__()
+        C, M, R = int(meta["d_model"]), int(meta["d_mem"]), int(meta["reservoir"])
+        # children in engram's order (memory/crsd.cpp), so the state dicts line up name for name
+        self.reservoir = Reservoir(C, R, float(meta["reservoir_leak"]))
+        self.q_proj = nn.Linear(C, M, bias=False)
+        self.k_proj = nn.Linear(C, M, bias=False)
+        self.v_proj = nn.Linear(C, M, bias=False)
+        self.hebbian = HebbianMemory(float(meta["hebbian_eps"]))
+        self.episodic = EpisodicBuffer(int(meta["slots"]), float(meta["temperature"]),
+                                       float(meta["decay"]), float(meta["episodic_eps"]))
+        self.gate = nn.Linear(C + 2 * M, M)
+        self.retain = nn.Linear(C + M, C)
+        self.candidate = nn.Linear(C + R + M, C)
+        self.spectral = SpectralMix(C)
+
+    def forward(self, u):
+        s = self.reservoir(u)
+        q, k, v = self.q_proj(u), self.k_proj(u), self.v_proj(u)
+        r_hebb = self.hebbian(q, k, v)
+        r_epi = self.episodic(q, k, v)
+        g = torch.sigmoid(self.gate(torch.cat([u, r_hebb, r_epi], -1)))
+        m = g * r_hebb + (1 - g) * r_epi
+        a = torch.sigmoid(self.retain(torch.cat([u, m], -1)))
+        c = torch.tanh(self.candidate(torch.cat([u, s, m], -1)))
+        b = (1 - a) * c
+        h = u.new_zeros(u.shape[0], u.shape[2])  # h_t = a_t h_{t-1} + b_t, one step at a time
+        hs = []
+        for t in range(u.shape[1]):
+            h = a[:, t] * h + b[:, t]
+            hs.append(h)
+        h = torch.stack(hs, 1)
+        return h + self.spectral(h)
+
+
+class CRSDLanguageModel(nn.Module):
+    def __init__(self, meta):
+        super().__init__()
+        V, C = int(meta["vocab"]), int(meta["d_model"])
+        self.embed = nn.Embedding(V, C)
+        self.cells = nn.ModuleList([CRSDCell(meta) for _ in range(int(meta["layers"]))])
+        self.norm = nn.LayerNorm(C)
+        self.head = nn.Linear(C, V)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        for cell in self.cells:
+            x = cell(x)
+        return self.head(self.norm(x))
+
+
+# ---------------------------------------------------------------- the workload table
+def lm_loss(model, data):
+    logits = model(data["input"])
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), data["target"].reshape(-1))
+
+
+def classifier_loss(model, data):
+    return F.cross_entropy(model(data["input"]), data["target"])
+
+
+def mean_square_loss(model, data):
+    return model(data["input"]).square().mean()
+
+
+WORKLOADS = {  # name: (build(meta) -> module, loss(model, data) -> scalar)
+    "mlp": (make_mlp, classifier_loss),
+    "cnn": (make_cnn, classifier_loss),
+    "lstm": (ByteLSTM, lm_loss),
+    "transformer": (ByteTransformer, lm_loss),
+    "spectral": (lambda meta: SpectralMix(int(meta["features"])), mean_square_loss),
+    "hebbian": (HebbianRecall, mean_square_loss),
+    "crsd_tiny": (CRSDLanguageModel, lm_loss),
+}
+
+
+class Session:
+    """One workload: model, batch and optimizer, loaded from the engram export."""
+
+    def __init__(self, name, path):
+        if name not in WORKLOADS:
+            raise ValueError(f"unknown workload '{name}' (known: {', '.join(WORKLOADS)})")
+        tensors, meta = load_safetensors(path)
+        if meta.get("workload") != name:
+            raise ValueError(f"{path} holds workload '{meta.get('workload')}', not '{name}'")
+        build, self.loss_fn = WORKLOADS[name]
+        self.model = build(meta)
+        self.model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("data.")},
+                                   strict=True)
+        self.data = {k[5:]: v for k, v in tensors.items() if k.startswith("data.")}
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+
+    def train_step(self):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model, self.data)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+
+def serve(threads):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    reply(f"ready torch={torch.__version__} threads={torch.get_num_threads()}")
+    session = None
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        try:
+            command, args = words[0], words[1:]
+            if command == "quit":
+                return
+            if command == "setup":
+                session = None  # free the previous workload first
+                session = Session(args[0], args[1])
+                reply("ok")
+            elif command in ("losses", "time"):
+                if session is None:
+                    raise ValueError(f"'{command}' before 'setup'")
+                values = []
+                for _ in range(int(args[0])):
+                    start = time.perf_counter()
+                    loss = session.train_step()
+                    values.append(loss if command == "losses" else (time.perf_counter() - start) * 1e3)
+                reply(("losses " if command == "losses" else "times ") +
+                      " ".join(f"{x:.9g}" for x in values))
+            else:
+                raise ValueError(f"unknown command '{command}'")
+        except Exception as e:  # noqa: BLE001 — every failure goes back as one protocol line
+            reply("error " + f"{type(e).__name__}: {e}".replace("\n", " "))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", action="store_true", help="answer the bench's commands on stdin")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    args = parser.parse_args()
+    if not args.serve:
+        parser.error("this script is driven by build/apps/bench; run it with --serve")
+    serve(args.threads)
+
+
+if __name__ == "__main__":
+    main()

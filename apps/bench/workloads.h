@@ -1,0 +1,284 @@
+// apps/bench/workloads.h — the engram side of the benchmark workloads.
+//
+// A workload is a model, a fixed batch (drawn from a seeded generator) and a loss: one training
+// step is forward + loss + backward + Adam update. The shapes below are the contract with
+// apps/bench/torch_ref.py, which builds the same models in PyTorch. The hyper-parameters that
+// parameter shapes do not show (lengths, heads, rates, slots) travel with the exported weights as
+// safetensors metadata (Workload::meta), the torch side loads the weights strictly (any name or
+// shape that differs is an error), and --check compares both sides' losses on the same weights
+// and batch, so the two cannot drift apart silently.
+//
+//   mlp          784-512-512-10 ReLU MLP, batch 128, cross-entropy
+//   cnn          Conv(1->32,3,p1)-ReLU-MaxPool2-Conv(32->64,3,p1)-ReLU-MaxPool2-Flatten-
+//                Linear(3136->128)-ReLU-Linear(128->10), batch 64 of 1x28x28, cross-entropy
+//   lstm         byte LM: Embedding(256,128) -> LSTM(128->256) -> Linear(256,256), B 32 x T 128
+//   transformer  byte LM: token + learned position embeddings (d 128) -> 4 pre-norm blocks
+//                (4 heads, MLP 512, GELU, causal) -> LayerNorm -> Linear(128,256), B 16 x T 128
+//   spectral     SpectralMix(128) (LayerNorm -> rfft -> complex filter -> irfft -> Linear) on
+//                x [32, 128, 128], loss mean(y^2)
+//   hebbian      q, k, v = Linear(128->64, no bias) of x [32, 128, 128]; the fused hebbian_scan
+//                H_t = sigmoid(g) H_{t-1} + softplus(e) k_t v_t^T, r_t = H_t^T q_t (raw q, k:
+//                no normalisation), loss mean(r^2)
+//   crsd_tiny    apps/crsd_tiny's default model and batch (its built-in defaults, which are
+//                configs/tiny.yaml: a 2-layer byte-level memory::CRSDLanguageModel, d_model 128,
+//                d_mem 32, reservoir 128, 32 episodic slots; B 16 x T 128), built by the app's
+//                own apps::make_language_model, cross-entropy. The step is the bench's (Adam from
+//                an empty state), not the app's loop (AdamW, clipping, state carried over).
+//
+// FLOPs: for the dense workloads, flop_per_step counts the multiply-adds of the matrix products
+// and convolutions (2 FLOPs each) of forward and backward: each product costs its forward once
+// for the weight gradient and once more for the input gradient, which is skipped where the input
+// is the data itself (the first layer of mlp and cnn). Elementwise work, FFTs and the optimizer
+// are not counted, so the figure is a lower bound on the work and the fraction of sgemm peak it
+// gives is an upper bound on how well the matrix units were used.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/common/lm.h"
+#include "apps/common/trainer.h"
+#include "memory/crsd.h"
+#include "nn/attention.h"
+#include "nn/checkpoint.h"
+#include "nn/layers.h"
+#include "nn/recurrent.h"
+#include "nn/spectral.h"
+
+namespace engram::bench {
+
+struct Workload {
+  std::string name;
+  std::shared_ptr<nn::Module> model;
+  std::function<Tensor()> loss;  // runs the forward on the fixed batch, returns the scalar loss
+  nn::NamedTensors data;         // the batch, exported beside the weights as "data.<name>"
+  nn::Metadata meta;             // everything torch_ref.py needs to build the same model
+  double flop_per_step = 0;      // matmul/conv FLOPs of forward + backward; 0 = not dense
+};
+
+inline const std::vector<std::string>& workload_names() {
+  static const std::vector<std::string> names = {"mlp",      "cnn",     "lstm",     "transformer",
+                                                 "spectral", "hebbian", "crsd_tiny"};
+  return names;
+}
+
+// ---------------------------------------------------------------- FLOP counting
+// y = x W^T over `rows` rows: forward, weight gradient, and the input gradient when wanted.
+inline double linear_flop(double rows, double in, double out, bool input_grad = true) {
+  return 2 * rows * in * out * (input_grad ? 3 : 2);
+}
+// A 'same' convolution of a [B, Cin, H, W] input to [B, Cout, H, W] with a k x k kernel.
+inline double conv_flop(double B, double cin, double cout, double H, double W, double k,
+                        bool input_grad = true) {
+  return 2 * B * cout * H * W * cin * k * k * (input_grad ? 3 : 2);
+}
+
+// ---------------------------------------------------------------- models without a module of
+// their own in nn/: small modules here, with the child names torch_ref.py uses.
+class ByteLSTM : public nn::Module {
+ public:
+  ByteLSTM(int64_t vocab, int64_t embed_dim, int64_t hidden, Generator* gen) {
+    embed = register_module("embed", std::make_shared<nn::Embedding>(vocab, embed_dim, -1, gen));
+    lstm = register_module("lstm", std::make_shared<nn::LSTM>(embed_dim, hidden, 1, true, 0.0, gen));
+    head = register_module("head", std::make_shared<nn::Linear>(hidden, vocab, true, gen));
+  }
+  Tensor forward(const Tensor& ids) {  // [B, T] -> logits [B, T, V]
+    return head->forward(lstm->forward(embed->forward(ids)).output);
+  }
+  std::string type_name() const override { return "ByteLSTM"; }
+  std::shared_ptr<nn::Embedding> embed;
+  std::shared_ptr<nn::LSTM> lstm;
+  std::shared_ptr<nn::Linear> head;
+};
+
+class ByteTransformer : public nn::Module {
+ public:
+  ByteTransformer(int64_t vocab, int64_t context, int64_t d, int64_t heads, int64_t ff,
+                  int64_t layers, Generator* gen) {
+    tok_embed = register_module("tok_embed", std::make_shared<nn::Embedding>(vocab, d, -1, gen));
+    pos_embed = register_module("pos_embed", std::make_shared<nn::Embedding>(context, d, -1, gen));
+    for (int64_t l = 0; l < layers; ++l)
+      blocks.push_back(register_module(
+          fmt::format("blocks.{}", l),
+          std::make_shared<nn::TransformerBlock>(d, heads, ff, /*causal=*/true, 0.0, gen)));
+    norm = register_module("norm", std::make_shared<nn::LayerNorm>(d));
+    head = register_module("head", std::make_shared<nn::Linear>(d, vocab, true, gen));
+  }
+  Tensor forward(const Tensor& ids) {  // [B, T] -> logits [B, T, V]
+    const int64_t T = ids.shape()[1];
+    Tensor positions = raw::to_dtype(arange(0, double(T)), DType::i64);  // [T]
+    Tensor x = add(tok_embed->forward(ids), pos_embed->forward(positions));
+    for (auto& block : blocks) x = block->forward(x);
+    return head->forward(norm->forward(x));
+  }
+  std::string type_name() const override { return "ByteTransformer"; }
+  std::shared_ptr<nn::Embedding> tok_embed, pos_embed;
+  std::vector<std::shared_ptr<nn::TransformerBlock>> blocks;
+  std::shared_ptr<nn::LayerNorm> norm;
+  std::shared_ptr<nn::Linear> head;
+};
+
+// The Hebbian recurrence alone: projections, then one fused scan with learnable decay and rate.
+class HebbianRecall : public nn::Module {
+ public:
+  HebbianRecall(int64_t in, int64_t d, Generator* gen)
+      : gamma_logit(register_parameter("gamma_logit", full({}, 2.1972245773362196))),  // logit(0.9)
+        eta_raw(register_parameter("eta_raw", full({}, 0.0))) {                       // softplus: 0.69
+    q_proj = register_module("q_proj", std::make_shared<nn::Linear>(in, d, false, gen));
+    k_proj = register_module("k_proj", std::make_shared<nn::Linear>(in, d, false, gen));
+    v_proj = register_module("v_proj", std::make_shared<nn::Linear>(in, d, false, gen));
+  }
+  Tensor forward(const Tensor& x) {  // [B, T, in] -> recalls [B, T, d]
+    return hebbian_scan(q_proj->forward(x), k_proj->forward(x), v_proj->forward(x),
+                        sigmoid(gamma_logit), softplus(eta_raw))
+        .recall;
+  }
+  std::string type_name() const override { return "HebbianRecall"; }
+  Tensor& gamma_logit;
+  Tensor& eta_raw;
+  std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj;
+};
+
+// ---------------------------------------------------------------- the workloads
+inline Workload make_mlp(Generator& gen) {
+  const int64_t B = 128;
+  auto model = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::UnaryModule>>{
+      std::make_shared<nn::Linear>(784, 512, true, &gen), nn::ReLU(),
+      std::make_shared<nn::Linear>(512, 512, true, &gen), nn::ReLU(),
+      std::make_shared<nn::Linear>(512, 10, true, &gen)});
+  Tensor x = randn({B, 784}, DType::f32, &gen), y = randint(0, 10, {B}, &gen);
+  Workload w{"mlp", model, [model, x, y] { return cross_entropy(model->forward(x), y); },
+             {{"input", x}, {"target", y}}, {}, 0};
+  w.flop_per_step = linear_flop(B, 784, 512, false) + linear_flop(B, 512, 512) + linear_flop(B, 512, 10);
+  return w;
+}
+
+inline Workload make_cnn(Generator& gen) {
+  const int64_t B = 64;
+  auto model = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::UnaryModule>>{
+      std::make_shared<nn::Conv2d>(1, 32, 3, 1, 1, 1, true, &gen), nn::ReLU(),
+      std::make_shared<nn::MaxPool2d>(2),
+      std::make_shared<nn::Conv2d>(32, 64, 3, 1, 1, 1, true, &gen), nn::ReLU(),
+      std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(1),
+      std::make_shared<nn::Linear>(64 * 7 * 7, 128, true, &gen), nn::ReLU(),
+      std::make_shared<nn::Linear>(128, 10, true, &gen)});
+  Tensor x = randn({B, 1, 28, 28}, DType::f32, &gen), y = randint(0, 10, {B}, &gen);
+  Workload w{"cnn", model, [model, x, y] { return cross_entropy(model->forward(x), y); },
+             {{"input", x}, {"target", y}}, {}, 0};
+  w.flop_per_step = conv_flop(B, 1, 32, 28, 28, 3, false) + conv_flop(B, 32, 64, 14, 14, 3) +
+                    linear_flop(B, 3136, 128) + linear_flop(B, 128, 10);
+  return w;
+}
+
+inline Workload make_lstm(Generator& gen) {
+  const int64_t B = 32, T = 128, V = 256, E = 128, H = 256;
+  auto model = std::make_shared<ByteLSTM>(V, E, H, &gen);
+  Tensor ids = randint(0, V, {B, T}, &gen), target = randint(0, V, {B, T}, &gen);
+  Workload w{"lstm", model, [model, ids, target] { return cross_entropy(model->forward(ids), target); },
+             {{"input", ids}, {"target", target}},
+             {{"vocab", std::to_string(V)}, {"embed", std::to_string(E)}, {"hidden", std::to_string(H)}},
+             0};
+  w.flop_per_step = linear_flop(B * T, E, 4 * H) + linear_flop(B * T, H, 4 * H) + linear_flop(B * T, H, V);
+  return w;
+}
+
+inline Workload make_transformer(Generator& gen) {
+  const int64_t B = 16, T = 128, V = 256, D = 128, heads = 4, ff = 512, layers = 4;
+  auto model = std::make_shared<ByteTransformer>(V, T, D, heads, ff, layers, &gen);
+  Tensor ids = randint(0, V, {B, T}, &gen), target = randint(0, V, {B, T}, &gen);
+  Workload w{"transformer", model,
+             [model, ids, target] { return cross_entropy(model->forward(ids), target); },
+             {{"input", ids}, {"target", target}},
+             {{"vocab", std::to_string(V)}, {"context", std::to_string(T)}, {"d_model", std::to_string(D)},
+              {"heads", std::to_string(heads)}, {"ff", std::to_string(ff)}, {"layers", std::to_string(layers)}},
+             0};
+  const double N = double(B * T), d_head = double(D / heads);
+  const double attention = 2 * 2 * double(B * heads) * T * T * d_head * 3;  // Q K^T and A V
+  const double block = linear_flop(N, D, 3 * D) + linear_flop(N, D, D) + linear_flop(N, D, ff) +
+                       linear_flop(N, ff, D) + attention;
+  w.flop_per_step = double(layers) * block + linear_flop(N, D, V);
+  return w;
+}
+
+inline Workload make_spectral(Generator& gen) {
+  const int64_t B = 32, T = 128, F = 128;
+  auto model = std::make_shared<nn::SpectralMix>(F, 0.0, &gen);
+  Tensor x = randn({B, T, F}, DType::f32, &gen);
+  Workload w{"spectral", model, [model, x] { return mean(square(model->forward(x))); },
+             {{"input", x}}, {{"features", std::to_string(F)}}, 0};
+  w.flop_per_step = linear_flop(B * T, F, F);
+  return w;
+}
+
+inline Workload make_hebbian(Generator& gen) {
+  const int64_t B = 32, T = 128, C = 128, D = 64;
+  auto model = std::make_shared<HebbianRecall>(C, D, &gen);
+  Tensor x = randn({B, T, C}, DType::f32, &gen);
+  return Workload{"hebbian", model, [model, x] { return mean(square(model->forward(x))); },
+                  {{"input", x}}, {{"in_features", std::to_string(C)}, {"d", std::to_string(D)}}, 0};
+}
+
+inline Workload make_crsd_tiny(Generator& gen) {
+  // The app's configuration at its defaults: the same model and batch `crsd_tiny` trains.
+  apps::Config app_cfg(apps::lm_schema("crsd_tiny"));
+  ENGRAM_CHECK(app_cfg.get_string("model.kind") == "crsd" && app_cfg.get_string("data.tokenizer") == "byte",
+               "crsd_tiny: expected the app's default to be a byte-level CRSD model, got model.kind={} "
+               "data.tokenizer={}", app_cfg.get_string("model.kind"), app_cfg.get_string("data.tokenizer"));
+  const int64_t B = app_cfg.get_int("train.batch"), T = app_cfg.get_int("train.seq_len"), V = 256;
+  std::shared_ptr<apps::LanguageModel> lm = apps::make_language_model(app_cfg, V, &gen);
+  auto* crsd = dynamic_cast<memory::CRSDLanguageModel*>(&lm->module());
+  ENGRAM_CHECK(crsd != nullptr, "crsd_tiny: the app's model is not a memory::CRSDLanguageModel");
+  std::shared_ptr<memory::CRSDLanguageModel> model(lm, crsd);  // shares ownership with lm
+  const memory::CRSDConfig& cfg = model->cfg;
+  Tensor ids = randint(0, V, {B, T}, &gen), target = randint(0, V, {B, T}, &gen);
+  auto loss = [model, ids, target] {
+    memory::CRSDLanguageModel::State state;  // every step starts from the empty memory
+    return cross_entropy(model->forward(ids, state), target);
+  };
+  // Every option the PyTorch twin needs, including the defaults the app leaves alone.
+  nn::Metadata meta = {
+      {"vocab", std::to_string(cfg.vocab_size)}, {"d_model", std::to_string(cfg.d_model)},
+      {"d_mem", std::to_string(cfg.d_mem)}, {"layers", std::to_string(cfg.layers)},
+      {"reservoir", std::to_string(cfg.reservoir.size)},
+      {"reservoir_leak", fmt::format("{:.17g}", cfg.reservoir.leak)},
+      {"hebbian_eps", fmt::format("{:.17g}", cfg.hebbian.eps)},
+      {"slots", std::to_string(cfg.episodic.slots)},
+      {"temperature", fmt::format("{:.17g}", cfg.episodic.temperature)},
+      {"decay", fmt::format("{:.17g}", cfg.episodic.decay)},
+      {"episodic_eps", fmt::format("{:.17g}", cfg.episodic.eps)}};
+  // The torch twin implements only the default variant; refuse configs it would silently ignore.
+  ENGRAM_CHECK(cfg.hebbian.top_k == 0 && !cfg.hebbian.detach_memory && cfg.episodic.top_k == 0 &&
+                   cfg.episodic.recency_window == 0 && !cfg.episodic.detach_memory &&
+                   cfg.use_hebbian && cfg.use_episodic && cfg.use_spectral,
+               "crsd_tiny: torch_ref.py implements only the default CRSD options (no top-k, no "
+               "recency window, nothing detached, every memory on)");
+  return Workload{"crsd_tiny", model, loss, {{"input", ids}, {"target", target}}, meta, 0};
+}
+
+// Builds the named workload from its own generator seeded with `seed`.
+inline Workload make_workload(const std::string& name, uint64_t seed) {
+  Generator gen(seed);
+  Workload w;
+  if (name == "mlp") w = make_mlp(gen);
+  else if (name == "cnn") w = make_cnn(gen);
+  else if (name == "lstm") w = make_lstm(gen);
+  else if (name == "transformer") w = make_transformer(gen);
+  else if (name == "spectral") w = make_spectral(gen);
+  else if (name == "hebbian") w = make_hebbian(gen);
+  else if (name == "crsd_tiny") w = make_crsd_tiny(gen);
+  else ENGRAM_FAIL("unknown workload '{}' (known: {})", name, fmt::join(workload_names(), ", "));
+  w.meta["workload"] = name;
+  return w;
+}
+
+// Writes the model's parameters and buffers under their own names and the batch under
+// "data.<name>", with the metadata, for torch_ref.py to load.
+inline void export_workload(const Workload& w, const std::string& path) {
+  nn::NamedTensors tensors = w.model->named_parameters();
+  for (auto& b : w.model->named_buffers()) tensors.push_back(b);
+  for (auto& [name, t] : w.data) tensors.emplace_back("data." + name, t);
+  nn::save_safetensors(path, tensors, w.meta);
+}
+
+}  // namespace engram::bench
