@@ -51,6 +51,22 @@ static void reduce_typed(ReduceOp op, const T* xp, T* o, const Shape& kept_shape
   }
 }
 
+// out[j] = sum_i x[i * cols + j], accumulated in double, columns split over threads.
+template <typename T> static void sum_leading_rows(const T* x, T* out, int64_t rows, int64_t cols) {
+  constexpr int64_t kBlock = 256;  // columns per accumulator block (fits in L1 as doubles)
+  int64_t blocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain && blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    int64_t c0 = b * kBlock, n = std::min(kBlock, cols - c0);
+    double acc[kBlock] = {0};
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* row = x + i * cols + c0;
+      for (int64_t j = 0; j < n; ++j) acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < n; ++j) out[c0 + j] = T(acc[j]);
+  }
+}
+
 static void reduce(ReduceOp op, Tref x, Tref out) {
   ENGRAM_CHECK(out.dim() == x.dim(), "reduce: out rank {} != input rank {}", out.dim(), x.dim());
   // Split dims into kept (out size == x size) and reduced (out size 1, x size > 1).
@@ -66,6 +82,22 @@ static void reduce(ReduceOp op, Tref x, Tref out) {
       red_shape.push_back(x.shape()[d]);
       red_x.push_back(x.strides()[d]);
     }
+  }
+  // Fast path for the commonest reduction in training, a bias gradient: a contiguous x whose
+  // reduced dims all lead ([rows, cols] -> [cols]). Whole rows are added into a contiguous
+  // accumulator, so the inner loop runs over contiguous memory and vectorises.
+  bool leading = op == ReduceOp::sum && x.is_contiguous() && out.is_contiguous() && !red_shape.empty();
+  for (int64_t d = 0, seen_kept = 0; leading && d < x.dim(); ++d) {
+    bool kept = out.shape()[d] == x.shape()[d] && x.shape()[d] != 1;
+    if (kept) seen_kept = 1;
+    else if (seen_kept && x.shape()[d] != 1) leading = false;  // a reduced dim after a kept one
+  }
+  if (leading) {
+    int64_t cols = shape_numel(kept_shape), rows = x.numel() / std::max<int64_t>(cols, 1);
+    ENGRAM_DISPATCH_FLOAT(x.dtype(), "reduce", [&] {
+      sum_leading_rows<scalar_t>(x.data<scalar_t>(), out.data<scalar_t>(), rows, cols);
+    });
+    return;
   }
   ENGRAM_DISPATCH_FLOAT(x.dtype(), "reduce", [&] {
     reduce_typed<scalar_t>(op, x.data<scalar_t>(), out.data<scalar_t>(), kept_shape, kept_x, kept_o,
