@@ -109,6 +109,19 @@ void register_shape_ops(std::vector<OpInfo>& r) {
                       return Samples{sample("[5, 2] by 2 along 0", {rn(g, {5, 2})}, {{"size", 2}, {"dim", 0}}),
                                      sample("[2, 6] by 3 along 1", {rn(g, {2, 6})}, {{"size", 3}, {"dim", 1}})};
                     }));
+  // unbind: every slice weighted differently, one slice unused (its gradient must be zero)
+  r.push_back(entry("unbind",
+                    [](const Inputs& in, const json& p) {
+                      auto parts = unbind(in[0], p["dim"]);
+                      Tensor acc = sum(parts[0]);
+                      for (size_t i = 2; i < parts.size(); ++i)
+                        acc = add(acc, mul(sum(square(parts[i])), double(i)));
+                      return acc;
+                    },
+                    [](Generator& g) {
+                      return Samples{sample("[4, 3] along 0", {rn(g, {4, 3})}, {{"dim", 0}}),
+                                     sample("[2, 5, 2] along 1", {rn(g, {2, 5, 2})}, {{"dim", 1}})};
+                    }));
   // ---- indexing
   r.push_back(entry("index_select",
                     [](const Inputs& in, const json& p) { return index_select(in[0], p["dim"], in[1]); },

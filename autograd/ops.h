@@ -111,6 +111,9 @@ Tensor contiguous(const Tensor& x);
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);
+// All slices x[.., i, ..] along dim as views, recorded as ONE node (per-step loops over time use
+// it: T separate selects would each send a full-size zero gradient back, O(T^2) work).
+std::vector<Tensor> unbind(const Tensor& x, int64_t dim);
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
 Tensor to_dtype(const Tensor& x, DType dtype);
 

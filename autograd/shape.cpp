@@ -166,6 +166,21 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   return out;
 }
 
+// ys[i] = x[.., i, ..] (views); dx[.., i, ..] = dys[i] (zeros for slices nobody used)
+std::vector<Tensor> unbind(const Tensor& x, int64_t dim) {
+  dim = wrap_dim(dim, x.dim(), "unbind");
+  std::vector<Tensor> ys;
+  for (int64_t i = 0; i < x.shape()[dim]; ++i) ys.push_back(raw::squeeze(raw::narrow(x, dim, i, 1), dim));
+  Shape xs = x.shape();
+  record("unbind", {x}, ys, [xs, dim](const std::vector<Tensor>& dys) {
+    Tensor dx = empty(xs, dys[0].dtype(), dys[0].device());
+    for (size_t i = 0; i < dys.size(); ++i)
+      raw::copy_(raw::squeeze(raw::narrow(dx, dim, (int64_t)i, 1), dim), dys[i]);
+    return std::vector<Tensor>{dx};
+  });
+  return ys;
+}
+
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   ENGRAM_CHECK(chunks > 0, "chunk: chunks must be positive, got {}", chunks);
   int64_t n = x.shape()[wrap_dim(dim, x.dim(), "chunk")];

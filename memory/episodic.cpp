@@ -86,9 +86,8 @@ Tensor EpisodicBuffer::forward(const Tensor& q, const Tensor& k, const Tensor& v
   ENGRAM_CHECK(q.dim() == 3 && k.shape() == q.shape() && v.dim() == 3 && v.shape()[1] == q.shape()[1],
                "EpisodicBuffer: expected q, k [B, T, d_k] and v [B, T, d_v], got q {} k {} v {}",
                shape_str(q.shape()), shape_str(k.shape()), shape_str(v.shape()));
-  std::vector<Tensor> recalls;
-  for (int64_t t = 0; t < q.shape()[1]; ++t)
-    recalls.push_back(step(select(q, 1, t), select(k, 1, t), select(v, 1, t), st));
+  std::vector<Tensor> recalls, qs = unbind(q, 1), ks = unbind(k, 1), vs = unbind(v, 1);
+  for (int64_t t = 0; t < q.shape()[1]; ++t) recalls.push_back(step(qs[t], ks[t], vs[t], st));
   return stack(recalls, 1);
 }
 

@@ -27,8 +27,9 @@ Tensor Reservoir::forward(const Tensor& u, Tensor& state) const {
   Tensor s = state.defined() ? state : zeros({B, R}, u.dtype(), u.device());
   std::vector<Tensor> states;
   const double leak = options.leak;
+  std::vector<Tensor> drive_steps = unbind(drive, 1);
   for (int64_t t = 0; t < T; ++t) {
-    Tensor act = tanh(add(select(drive, 1, t), matmul(s, w_res_t)));
+    Tensor act = tanh(add(drive_steps[t], matmul(s, w_res_t)));
     s = add(mul(s, 1.0 - leak), mul(act, leak));
     states.push_back(s);
   }

@@ -90,9 +90,9 @@ LSTMOutput LSTM::forward(const Tensor& x, const LSTMState& state) {
     Tensor bias = p.b_ih.defined() ? add(p.b_ih, p.b_hh) : Tensor();
     Tensor gx = project_all_steps(seq, p.w_ih, bias);  // [B, T, 4H]
     Tensor w_hh_t = transpose(p.w_hh, 0, 1);            // [H, 4H], a view
-    std::vector<Tensor> hs;
+    std::vector<Tensor> hs, gx_steps = unbind(gx, 1);
     for (int64_t t = 0; t < T; ++t) {
-      Tensor g = add(select(gx, 1, t), matmul(h, w_hh_t));  // [B, 4H]
+      Tensor g = add(gx_steps[t], matmul(h, w_hh_t));  // [B, 4H]
       Tensor i = sigmoid(gate(g, 0, H)), f = sigmoid(gate(g, 1, H));
       Tensor gg = tanh(gate(g, 2, H)), o = sigmoid(gate(g, 3, H));
       c = add(mul(f, c), mul(i, gg));
@@ -136,9 +136,9 @@ GRUOutput GRU::forward(const Tensor& x, const Tensor& h0) {
     // b_hn sits inside r * (.), so only b_ih can be folded into the all-steps projection.
     Tensor gx = project_all_steps(seq, p.w_ih, p.b_ih);  // [B, T, 3H]
     Tensor w_hh_t = transpose(p.w_hh, 0, 1);              // [H, 3H]
-    std::vector<Tensor> hs;
+    std::vector<Tensor> hs, gx_steps = unbind(gx, 1);
     for (int64_t t = 0; t < T; ++t) {
-      Tensor gi = select(gx, 1, t);  // [B, 3H]
+      Tensor gi = gx_steps[t];  // [B, 3H]
       Tensor gh = matmul(h, w_hh_t);
       if (p.b_hh.defined()) gh = add(gh, p.b_hh);
       Tensor r = sigmoid(add(gate(gi, 0, H), gate(gh, 0, H)));

@@ -69,6 +69,15 @@ def split_combo(x, p):
     return acc
 
 
+def unbind_combo(x, p):
+    # opinfo_shape.cpp: sum(part0) + sum_{i>=2} i * sum(part_i ** 2); part 1 unused
+    parts = torch.unbind(x, p["dim"])
+    acc = parts[0].sum()
+    for i, part in enumerate(parts[2:], start=2):
+        acc = acc + (part * part).sum() * float(i)
+    return acc
+
+
 def layer_norm(xs, p):
     k = 1
     w = b = None
@@ -250,6 +259,7 @@ OPS = {
     "cat": lambda xs, p: torch.cat(xs, p["dim"]),
     "stack": lambda xs, p: torch.stack(xs, p["dim"]),
     "split": lambda xs, p: split_combo(xs[0], p),
+    "unbind": lambda xs, p: unbind_combo(xs[0], p),
     "index_select": lambda xs, p: torch.index_select(xs[0], p["dim"], xs[1]),
     "gather": lambda xs, p: torch.gather(xs[0], p["dim"], xs[1]),
     "scatter_add": lambda xs, p: torch.scatter_add(xs[0], p["dim"], xs[1], xs[2]),
