@@ -13,27 +13,16 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/checkpoint.h"
+#include "tests/test_util.h"
 #include "nn/layers.h"
 #include "nn/schedule.h"
 
 using namespace engram;
 using namespace engram::nn;
 namespace fs = std::filesystem;
+using engram::testing::TempDir;
 
 namespace {
-
-// A fresh directory per test case, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / fmt::format("engram_ckpt_{}_{}", ::getpid(), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

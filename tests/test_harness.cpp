@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/test_util.h"
 #include "apps/common/config.h"
 #include "apps/common/lm.h"
 #include "apps/common/lm_app.h"
@@ -22,24 +23,9 @@
 using namespace engram;
 using namespace engram::apps;
 namespace fs = std::filesystem;
+using engram::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / fmt::format("engram_harness_{}_{}", ::getpid(), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(file(name), std::ios::binary) << text;
-    return file(name);
-  }
-};
 
 std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
