@@ -8,7 +8,6 @@
 #   make data       download enwik8 into data/ and verify its checksum (needs a network)
 #   make deps       install the Debian packages (scripts/install-deps.sh)
 #   make WERROR=1   warnings are errors (CI does this)
-#   make cuda       also build the CUDA backend when nvcc is found (see cuda/)
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 
 BUILD    ?= build
