@@ -30,6 +30,8 @@
 #include <cblas.h>
 
 #include <CLI/CLI.hpp>
+
+#include "apps/common/app_main.h"
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -286,17 +288,5 @@ int main(int argc, char** argv) {
   app.add_option("--python", opt.python, "python interpreter with torch (default /usr/bin/python3)");
   app.add_option("--torch-ref", opt.torch_ref, "path of torch_ref.py (default: found from the "
                                                 "working directory or the executable)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
-  try {
-    return run(opt);
-  } catch (const std::exception& e) {  // engram::Error, and filesystem errors of the scratch dir
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+  return engram::apps::parse_and_run(app, argc, argv, [&] { return run(opt); });
 }

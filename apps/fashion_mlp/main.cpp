@@ -12,6 +12,8 @@
 //
 // The data is Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist/*.gz).
 #include <CLI/CLI.hpp>
+
+#include "apps/common/app_main.h"
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -164,17 +166,5 @@ int main(int argc, char** argv) {
   app.add_option("--data", opt.data, "directory with the (gzipped) IDX files")->capture_default_str();
   app.add_option("--batch", opt.batch, "minibatch size")->capture_default_str();
   app.add_option("--lr", opt.lr, "Adam learning rate")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
-  try {
-    return run(opt);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+  return engram::apps::parse_and_run(app, argc, argv, [&] { return run(opt); });
 }
