@@ -49,8 +49,9 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-# The CPU kernels and the optimizer's fused update are the hot loops: -O3 lets g++ vectorise them.
-$(BUILD)/core/cpu/%.o $(BUILD)/nn/optim.o: CXXFLAGS += -O3
+# The CPU kernels and the optimizer's fused update are the hot loops: -O3 lets g++ vectorise them
+# (-fno-math-errno: std::sqrt need not set errno, so it can be a vector instruction).
+$(BUILD)/core/cpu/%.o $(BUILD)/nn/optim.o: CXXFLAGS += -O3 -fno-math-errno
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)

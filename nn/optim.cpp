@@ -5,6 +5,8 @@
 // and computes each in-place op in it), so float64 runs agree with PyTorch to rounding.
 #include "nn/optim.h"
 
+#include <type_traits>
+
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -256,6 +258,25 @@ std::span<const char* const> Adam::buffer_names(const ParamGroup& group) const {
   return std::span(names).first(group.amsgrad ? 3 : 2);
 }
 
+// One Adam(W) step over n contiguous elements; each line is the PyTorch 1.13 statement beside it.
+template <typename T, bool kDecoupled, bool kL2, bool kAmsgrad>
+static void adam_loop(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+                      T* __restrict v, T* __restrict vmax, T b1, T one_minus_b1, T b2, T one_minus_b2,
+                      T eps, T wd, T decay, T neg_step_size, T bias_correction2_sqrt) {
+#pragma omp parallel for simd if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    T gi = g[i];
+    if constexpr (kDecoupled) p[i] = p[i] * decay;  // AdamW: param.mul_(1 - lr * weight_decay)
+    if constexpr (kL2) gi = gi + wd * p[i];         // Adam: grad = grad.add(param, alpha=weight_decay)
+    m[i] = m[i] * b1 + one_minus_b1 * gi;         // exp_avg.mul_(beta1).add_(grad, alpha=1-beta1)
+    v[i] = v[i] * b2 + one_minus_b2 * gi * gi;    // exp_avg_sq.mul_(beta2).addcmul_(g, g, 1-beta2)
+    T second = v[i];
+    if constexpr (kAmsgrad) second = vmax[i] = std::max(vmax[i], v[i]);  // torch.maximum(max_exp_avg_sq, v)
+    T denom = std::sqrt(second) / bias_correction2_sqrt + eps;
+    p[i] = p[i] + neg_step_size * (m[i] / denom);  // param.addcdiv_(exp_avg, denom, -step_size)
+  }
+}
+
 // vmax is null without amsgrad. `step` counts this step (1 on the first).
 template <typename T>
 static void adam_update(int64_t n, T* p, const T* g, T* m, T* v, T* vmax, int64_t step,
@@ -268,20 +289,19 @@ static void adam_update(int64_t n, T* p, const T* g, T* m, T* v, T* vmax, int64_
   const T b1 = T(hp.beta1), one_minus_b1 = T(1 - hp.beta1);
   const T b2 = T(hp.beta2), one_minus_b2 = T(1 - hp.beta2);
   const T eps = T(hp.eps), wd = T(hp.weight_decay), decay = T(1 - hp.lr * hp.weight_decay);
-#pragma omp parallel for if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    T gi = g[i];
-    if (decoupled)
-      p[i] = p[i] * decay;  // AdamW: param.mul_(1 - lr * weight_decay)
-    else if (wd != 0)
-      gi = gi + wd * p[i];  // Adam: grad = grad.add(param, alpha=weight_decay)
-    m[i] = m[i] * b1 + one_minus_b1 * gi;        // exp_avg.mul_(beta1).add_(grad, alpha=1-beta1)
-    v[i] = v[i] * b2 + one_minus_b2 * gi * gi;   // exp_avg_sq.mul_(beta2).addcmul_(g, g, 1-beta2)
-    T second = v[i];
-    if (vmax) second = vmax[i] = std::max(vmax[i], v[i]);  // torch.maximum(max_exp_avg_sq, v)
-    T denom = std::sqrt(second) / bias_correction2_sqrt + eps;
-    p[i] = p[i] + neg_step_size * (m[i] / denom);  // param.addcdiv_(exp_avg, denom, -step_size)
-  }
+  // The variants are template flags so the loop body has no branches and vectorises.
+  auto run = [&](auto decoupled_c, auto l2_c, auto amsgrad_c) {
+    adam_loop<T, decltype(decoupled_c)::value, decltype(l2_c)::value, decltype(amsgrad_c)::value>(
+        n, p, g, m, v, vmax, b1, one_minus_b1, b2, one_minus_b2, eps, wd, decay, neg_step_size,
+        bias_correction2_sqrt);
+  };
+  auto with_amsgrad = [&](auto d, auto l2) {
+    if (vmax) run(d, l2, std::true_type{});
+    else run(d, l2, std::false_type{});
+  };
+  if (decoupled) with_amsgrad(std::true_type{}, std::false_type{});
+  else if (wd != 0) with_amsgrad(std::false_type{}, std::true_type{});
+  else with_amsgrad(std::false_type{}, std::false_type{});
 }
 
 void Adam::update(const ParamGroup& group, const Tensor& p, const Tensor& g, ParamState& st) {
