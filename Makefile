@@ -25,7 +25,14 @@ CXXFLAGS += -Werror
 endif
 LDLIBS   += $(PKG_LIBS) -fopenmp -lpthread -lm
 
-LIB_SRCS  := $(wildcard core/*.cpp core/cpu/*.cpp autograd/*.cpp nn/*.cpp memory/*.cpp)
+# Test-only code (the op registry with its samples, the registry checks, the PyTorch golden
+# reader) lives beside the ops it checks but builds into its own library, so programs that train
+# link none of it.
+TESTING_SRCS := autograd/registry.cpp autograd/registry_check.cpp autograd/golden.cpp \
+                $(wildcard autograd/opinfo_*.cpp)
+TESTING_OBJS := $(TESTING_SRCS:%.cpp=$(BUILD)/%.o)
+TESTING_LIB  := $(BUILD)/libengram_testing.a
+LIB_SRCS  := $(filter-out $(TESTING_SRCS),$(wildcard core/*.cpp core/cpu/*.cpp autograd/*.cpp nn/*.cpp memory/*.cpp))
 LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB       := $(BUILD)/libengram.a
 
@@ -43,7 +50,7 @@ TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%)
 OP_NAMES  := $(BUILD)/op_names.inc
 
 .PHONY: all test gradcheck golden deps clean bench demo data
-all: $(LIB) $(TEST_BIN) $(APP_BINS) $(TOOL_BINS)
+all: $(LIB) $(TESTING_LIB) $(TEST_BIN) $(APP_BINS) $(TOOL_BINS)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -53,8 +60,15 @@ $(BUILD)/%.o: %.cpp
 # (-fno-math-errno: std::sqrt need not set errno, so it can be a vector instruction).
 $(BUILD)/core/cpu/%.o $(BUILD)/nn/optim.o: CXXFLAGS += -O3 -fno-math-errno
 
+# rm first: `ar rcs` never drops a member, so an object moved to another library would linger.
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(TESTING_LIB): $(TESTING_OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@
 	$(AR) rcs $@ $^
 
 # Every op name recorded on the tape, scanned from the sources, so a test can insist that each
@@ -66,9 +80,9 @@ $(OP_NAMES): $(wildcard autograd/*.cpp) Makefile
 $(BUILD)/tests/test_registry.o: $(OP_NAMES)
 $(BUILD)/tests/%.o: CXXFLAGS += -I$(BUILD)
 
-$(TEST_BIN): $(TEST_OBJS) $(APP_COMMON_OBJS) $(LIB)
+$(TEST_BIN): $(TEST_OBJS) $(APP_COMMON_OBJS) $(TESTING_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(TEST_OBJS) $(APP_COMMON_OBJS) $(LIB) -o $@ $(LDLIBS)
+	$(CXX) $(TEST_OBJS) $(APP_COMMON_OBJS) $(TESTING_LIB) $(LIB) -o $@ $(LDLIBS)
 
 # build/apps/NAME is the executable, so its object cannot live in a folder of that same name.
 $(BUILD)/app-objs/%/main.o: apps/%/main.cpp
@@ -79,9 +93,9 @@ $(BUILD)/apps/%: $(BUILD)/app-objs/%/main.o $(APP_COMMON_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(filter %.o,$^) $(LIB) -o $@ $(LDLIBS)
 
-$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB)
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(TESTING_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $< $(LIB) -o $@ $(LDLIBS)
+	$(CXX) $< $(TESTING_LIB) $(LIB) -o $@ $(LDLIBS)
 
 # The README's example program, extracted and built exactly as written.
 README_EXAMPLE := $(BUILD)/readme_example
@@ -103,6 +117,7 @@ golden: $(BUILD)/tools/export_samples
 	$(BUILD)/tools/export_samples > $(BUILD)/op_samples.json
 	/usr/bin/python3 tests/golden/make_golden.py $(BUILD)/op_samples.json tests/golden/ops.json
 	/usr/bin/python3 tests/golden/make_layer_golden.py tests/golden/layers.json
+	/usr/bin/python3 tests/golden/make_memory_golden.py tests/golden/memory.json
 	/usr/bin/python3 tests/golden/make_optim_golden.py
 
 # Training-step benchmarks against PyTorch (apps/bench, docs/benchmarks.md): the sgemm peak, then
@@ -129,4 +144,4 @@ data:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(APP_DIRS:apps/%=$(BUILD)/app-objs/%/main.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d)
+-include $(LIB_OBJS:.o=.d) $(TESTING_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(APP_DIRS:apps/%=$(BUILD)/app-objs/%/main.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d)

@@ -102,8 +102,10 @@ GradcheckResult gradcheck(const TensorFn& fn, const std::vector<Tensor>& inputs_
         x[k] = orig;
         double numeric = (lp - lm) / (2 * opt.eps);
         double err = std::abs(analytic[k] - numeric);
-        res.max_abs_err = std::max(res.max_abs_err, err);
-        res.max_rel_err = std::max(res.max_rel_err, err / std::max(std::abs(numeric), 1e-12));
+        // NaN-safe running maxima (std::max(m, NaN) would keep m): a NaN error reports as inf
+        double rel = err / std::max(std::abs(numeric), 1e-12);
+        if (!(err <= res.max_abs_err)) res.max_abs_err = std::isnan(err) ? INFINITY : err;
+        if (!(rel <= res.max_rel_err)) res.max_rel_err = std::isnan(rel) ? INFINITY : rel;
         if (!(err <= opt.atol + opt.rtol * std::abs(numeric))) {
           res.ok = false;
           res.message = fmt::format("input {} {} element {}{}: analytic {:.8g} vs numeric {:.8g}", i,

@@ -1,6 +1,8 @@
 // autograd/registry.cpp — assembles the op registry from the per-family opinfo_<family>.cpp.
 #include "autograd/registry.h"
 
+#include "autograd/tape.h"
+
 namespace engram {
 
 void register_elementwise_ops(std::vector<OpInfo>& r);  // opinfo_elementwise.cpp
@@ -30,6 +32,26 @@ const OpInfo* find_op(const std::string& name) {
   for (const OpInfo& op : op_registry())
     if (op.name == name) return &op;
   return nullptr;
+}
+
+std::set<std::string> registry_exercised_op_names() {
+  std::set<std::string> seen;
+  for (const OpInfo& op : op_registry()) {
+    Generator g(7);
+    for (const OpSample& s : op.samples(g)) {
+      std::vector<Tensor> in;
+      for (size_t i = 0; i < s.inputs.size(); ++i) {
+        Tensor t = raw::clone(s.inputs[i]);
+        if (s.differentiable[i]) t.requires_grad_(true);
+        in.push_back(t);
+      }
+      tape().clear();
+      op.fn(in, s.params);
+      for (const Node& n : tape().nodes) seen.insert(n.name);
+      tape().clear();
+    }
+  }
+  return seen;
 }
 
 OpInfo entry(std::string name, OpFn fn, SampleFn samples) {
