@@ -54,12 +54,16 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   });
   return y;
 }
-// y = max(a, b); the gradient goes to the larger input (to a on ties, as a >= b)
+// y = max(a, b); the gradient goes to the larger input, split evenly on ties as in PyTorch:
+// da += dy * ([a > b] + [a == b] / 2), db += dy - da (the one-sided derivatives' mean, so central
+// differences agree at a tie too)
 static Tensor extremum(const Tensor& a, const Tensor& b, bool is_max) {
   const char* name = is_max ? "maximum" : "minimum";
   Tensor y = rk::binary(is_max ? BinaryOp::maximum : BinaryOp::minimum, a, b, name);
   record1(name, {a, b}, y, [a, b, is_max](const Tensor& dy) {
-    Tensor pick_a = rk::binary(is_max ? BinaryOp::ge : BinaryOp::le, a, b);
+    Tensor wins = rk::binary(is_max ? BinaryOp::gt : BinaryOp::lt, a, b);
+    Tensor ties = rk::binary(BinaryOp::eq, a, b);
+    Tensor pick_a = rk::add(wins, rk::unary(UnaryOp::mul_scalar, ties, 0.5));
     Tensor da = rk::mul(dy, pick_a);
     return std::vector<Tensor>{da, rk::sub(dy, da)};
   });

@@ -32,16 +32,19 @@ HebbianScan hebbian_scan(const Tensor& q_in, const Tensor& k_in, const Tensor& v
   Tensor ckpt = empty({B, (T + chunk - 1) / chunk, dk, dv}, q.dtype(), q.device());
   ENGRAM_KERNEL(q.device(), hebbian_scan)(q, k, v, g, e, h0, chunk, out.recall, out.state, ckpt);
   // r_t = H_t^T q_t with H_t = gamma H_{t-1} + eta k_t v_t^T; backward in cpu_memory.cpp
+  // gamma and eta may be [] or [1] (or any one-element shape): their gradients take that shape
+  Shape gamma_shape = gamma.shape(), eta_shape = eta.shape();
   DType dt = gamma.dtype();
   record("hebbian_scan", {q_in, k_in, v_in, gamma, eta, h0_in}, {out.recall, out.state},
-         [q, k, v, g, e, ckpt, chunk, detach_memory, dt](const std::vector<Tensor>& gout) {
+         [q, k, v, g, e, ckpt, chunk, detach_memory, dt, gamma_shape, eta_shape](const std::vector<Tensor>& gout) {
            Tensor dr = raw::contiguous(gout[0]), dh_last = raw::contiguous(gout[1]);
            Tensor dq = empty_like(q), dk = empty_like(k), dv = empty_like(v), dh0 = empty_like(dh_last);
            Tensor scalars = zeros({2}, DType::f64);
            ENGRAM_KERNEL(q.device(), hebbian_scan_backward)(q, k, v, g, e, ckpt, chunk, dr, dh_last,
                                                             detach_memory, dq, dk, dv, dh0, scalars);
            std::vector<double> s = scalars.to_vector<double>();
-           return std::vector<Tensor>{dq, dk, dv, full({}, s[0], dt), full({}, s[1], dt), dh0};
+           return std::vector<Tensor>{dq, dk, dv, full(gamma_shape, s[0], dt, q.device()),
+                                      full(eta_shape, s[1], dt, q.device()), dh0};
          });
   return out;
 }

@@ -19,9 +19,9 @@ void register_memory_ops(std::vector<OpInfo>& r) {
   };
   op.samples = [](Generator& g) {
     auto make = [&](int64_t B, int64_t T, int64_t dk, int64_t dv, bool h0, bool detach, int64_t chunk,
-                    std::string label) {
-      Inputs in{rn(g, {B, T, dk}), rn(g, {B, T, dk}), rn(g, {B, T, dv}), runif(g, {}, 0.5, 0.95),
-                runif(g, {}, 0.2, 0.8)};
+                    std::string label, Shape scalar_shape = {}) {
+      Inputs in{rn(g, {B, T, dk}), rn(g, {B, T, dk}), rn(g, {B, T, dv}),
+                runif(g, scalar_shape, 0.5, 0.95), runif(g, scalar_shape, 0.2, 0.8)};
       if (h0) in.push_back(rn(g, {B, dk, dv}));
       return sample(label, in, {{"h0", h0}, {"detach", detach}, {"chunk", chunk}});
     };
@@ -29,6 +29,7 @@ void register_memory_ops(std::vector<OpInfo>& r) {
         make(2, 5, 3, 2, false, false, 2, "B2 T5 dk3 dv2, chunks of 2"),
         make(1, 4, 2, 3, true, false, 16, "with h0, one chunk"),
         make(1, 1, 1, 1, false, false, 4, "a single step"),
+        make(2, 3, 2, 2, false, false, 2, "gamma and eta of shape [1]", {1}),
         make(2, 3, 2, 2, true, true, 1, "detached memory, chunk 1"),
     };
     // A detached memory's gradient ignores the path through H on purpose (truncated BPTT), so

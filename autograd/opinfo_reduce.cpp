@@ -20,6 +20,20 @@ static std::vector<OpSample> reduce_samples(Generator& g) {
   };
 }
 
+// Full max()/min() split a tie's gradient evenly over the tied elements (PyTorch's rule). With
+// two tied elements that is 1/2 each, which central differences agree with; with three it is
+// 1/3 each while a central difference still gives 1/2, so that sample is checked against the
+// PyTorch golden only.
+static std::vector<OpSample> tie_samples(double extreme) {
+  std::vector<double> two = {0.3, extreme, -0.2, 0.1, extreme, 0.7};
+  std::vector<double> three = {extreme, 0.2, extreme, -0.4, 0.0, extreme};
+  std::vector<OpSample> s{sample("two tied extremes in [2, 3]", {from_vector(two, {2, 3}, DType::f64)}),
+                          sample("three tied extremes in [2, 3]",
+                                 {from_vector(three, {2, 3}, DType::f64)})};
+  s.back().skip_gradcheck = true;
+  return s;
+}
+
 static std::vector<OpSample> dim_samples(Generator& g) {
   return {
       sample("dim 1 of [3, 4]", {rn(g, {3, 4})}, {{"dim", 1}, {"keepdim", false}}),
@@ -48,6 +62,7 @@ void register_reduce_ops(std::vector<OpInfo>& r) {
     [](Generator& g) {
       auto s = dim_samples(g);
       s.push_back(sample("all of [3, 4]", {rn(g, {3, 4})}));
+      for (OpSample& t : tie_samples(2.5)) s.push_back(t);
       return s;
     }));
   r.push_back(entry("min", [](const Inputs& in, const json& p) {
@@ -55,6 +70,7 @@ void register_reduce_ops(std::vector<OpInfo>& r) {
     [](Generator& g) {
       auto s = dim_samples(g);
       s.push_back(sample("all of [3, 4]", {rn(g, {3, 4})}));
+      for (OpSample& t : tie_samples(-2.5)) s.push_back(t);
       return s;
     }));
   r.push_back(entry("logsumexp", [](const Inputs& in, const json& p) {

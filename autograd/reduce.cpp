@@ -17,8 +17,12 @@ struct ReducedShapes {
 static ReducedShapes reduced_shapes(const Tensor& x, const Dims& dims, bool keepdim, const char* op) {
   ReducedShapes r;
   std::vector<bool> red(x.dim(), dims.empty());
+  std::vector<bool> named(std::max<int64_t>(x.dim(), 1), false);
   for (int64_t d : dims) {
     int64_t w = wrap_dim(d, x.dim(), op);
+    ENGRAM_CHECK(!named[w], "{}: dim {} appears more than once in the reduction dims {}", op, w,
+                 shape_str(dims));
+    named[w] = true;
     if (x.dim() > 0) red[w] = true;  // a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
   }
   for (int64_t d = 0; d < x.dim(); ++d) {
@@ -89,8 +93,21 @@ Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor min(const Tensor& x, int64_t dim, bool keepdim) {
   return extremum_dim(x, dim, keepdim, ReduceOp::min, nullptr);
 }
-Tensor max(const Tensor& x) { return max(reshape(x, {-1}), 0, false); }
-Tensor min(const Tensor& x) { return min(reshape(x, {-1}), 0, false); }
+// y = max over all of x; the gradient is split evenly over every element equal to y (PyTorch's
+// evenly_distribute_backward): dx += dy * [x == y] / count(x == y)
+static Tensor extremum_all(const Tensor& x, ReduceOp op) {
+  const char* name = op == ReduceOp::max ? "max" : "min";
+  ENGRAM_CHECK(x.numel() > 0, "{}: reduction over an empty tensor of shape {}", name, shape_str(x.shape()));
+  Tensor y = raw::view(rk::reduce_keepdim(op, x, {}), {});
+  record1(name, {x}, y, [x, y](const Tensor& dy) {
+    Tensor hits = rk::binary(BinaryOp::eq, x, y);
+    Tensor count = rk::reduce_keepdim(ReduceOp::sum, hits, {});
+    return std::vector<Tensor>{rk::mul(hits, rk::div(dy, raw::view(count, {})))};
+  });
+  return y;
+}
+Tensor max(const Tensor& x) { return extremum_all(x, ReduceOp::max); }
+Tensor min(const Tensor& x) { return extremum_all(x, ReduceOp::min); }
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   NoGradGuard ng;
   Tensor idx;

@@ -1,7 +1,10 @@
 // autograd/tape.cpp — see tape.h for the algorithm.
 #include "autograd/tape.h"
 
+#include <atomic>
 #include <cmath>
+#include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "core/backend.h"
@@ -14,12 +17,25 @@ Tape& tape() {
 }
 
 static thread_local bool g_grad_enabled = true;
-static bool g_anomaly = false;
+// Thread-local like grad mode and the tape itself: a guard on one thread never races another.
+static thread_local bool g_anomaly = false;
 bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
 void set_anomaly_mode(bool on) { g_anomaly = on; }
 bool anomaly_mode() { return g_anomaly; }
+
+static std::atomic<bool> g_op_name_log{false};
+static std::mutex g_op_name_mutex;
+static std::set<std::string>& op_name_log() {
+  static std::set<std::string> names;
+  return names;
+}
+void set_op_name_log(bool on) { g_op_name_log = on; }
+std::vector<std::string> logged_op_names() {
+  std::lock_guard<std::mutex> lock(g_op_name_mutex);
+  return {op_name_log().begin(), op_name_log().end()};
+}
 
 static bool all_finite(const Tensor& t) {
   if (!is_floating(t.dtype())) return true;
@@ -43,8 +59,14 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
                    "anomaly: op '{}' produced NaN/Inf in its output of shape {}", name,
                    shape_str(o.shape()));
   if (!needs_record(inputs)) return;
+  if (g_op_name_log) {
+    std::lock_guard<std::mutex> lock(g_op_name_mutex);
+    op_name_log().insert(name);
+  }
   Tape& tp = tape();
-  Node node{name, inputs, {}, {}, std::move(backward_fn)};
+  Node node{name, inputs, {}, {}, std::move(backward_fn), {}};
+  for (const Tensor& t : inputs) node.versions.push_back(t.defined() ? t.storage()->version : 0);
+  for (const Tensor& t : outputs) node.versions.push_back(t.defined() ? t.storage()->version : 0);
   for (const Tensor& o : outputs) {
     node.outputs.push_back(o.impl_ptr());
     node.output_meta.push_back(o.defined() ? Node::OutputMeta{o.shape(), o.dtype(), o.device()}
@@ -71,7 +93,14 @@ Tensor unbroadcast(const Tensor& g, const Shape& shape) {
   int64_t lead = g.dim() - (int64_t)shape.size();
   ENGRAM_CHECK(lead >= 0, "unbroadcast: gradient {} has fewer dims than input {}",
                shape_str(g.shape()), shape_str(shape));
-  for (int64_t d = lead; d < g.dim(); ++d) keep[d] = shape[d - lead] == 1 ? 1 : g.shape()[d];
+  for (int64_t d = lead; d < g.dim(); ++d) {
+    // Each dim must match or have been broadcast from 1: a gradient of another shape with the
+    // same element count ([4, 3] for a [3, 4] input) is a backward bug, never reinterpreted.
+    ENGRAM_CHECK(shape[d - lead] == g.shape()[d] || shape[d - lead] == 1,
+                 "unbroadcast: gradient of shape {} does not broadcast to input shape {} (dim {})",
+                 shape_str(g.shape()), shape_str(shape), d - lead);
+    keep[d] = shape[d - lead] == 1 ? 1 : g.shape()[d];
+  }
   Tensor red = empty(keep, g.dtype(), g.device());
   backend(g.device()).reduce(ReduceOp::sum, g, red);
   return raw::view(red, shape);
@@ -92,6 +121,24 @@ static void accumulate_into(std::shared_ptr<TensorImpl>& acc, const Tensor& g_in
   }
   Tensor a(acc);
   backend(a.device()).binary(BinaryOp::add, a, g, a);
+}
+
+// An input or output of `node` written in place since the op ran would feed its backward values
+// the forward never saw: a silently wrong gradient. Refuse, naming the op and the tensor.
+static void check_versions(const Node& node) {
+  auto check = [&](const Storage* s, size_t k, const char* what, size_t i, const Shape& shape) {
+    ENGRAM_CHECK(s == nullptr || s->version == node.versions[k],
+                 "backward: {} {} (shape {}) of op '{}' was modified in place after the op ran "
+                 "(version {} -> {}), so its gradient would be wrong; clone() it before changing "
+                 "it, or run backward first",
+                 what, i, shape_str(shape), node.name, node.versions[k], s->version);
+  };
+  for (size_t i = 0; i < node.inputs.size(); ++i)
+    if (node.inputs[i].defined())
+      check(node.inputs[i].storage().get(), i, "input", i, node.inputs[i].shape());
+  for (size_t i = 0; i < node.outputs.size(); ++i)
+    if (auto o = node.outputs[i].lock(); o && o->storage)
+      check(o->storage.get(), node.inputs.size() + i, "output", i, o->shape);
 }
 
 void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
@@ -141,6 +188,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       const Node::OutputMeta& m = node.output_meta[k];
       if (!gouts[k].defined()) gouts[k] = zeros(m.shape, m.dtype, m.device);
     }
+    check_versions(node);
     std::vector<Tensor> gins = node.backward(gouts);
     ENGRAM_CHECK(gins.size() == node.inputs.size(), "backward of '{}' returned {} grads for {} inputs",
                  node.name, gins.size(), node.inputs.size());

@@ -13,7 +13,11 @@
 //     clear the tape
 //
 // `unbroadcast` sums g over the dims an input was broadcast along, so op backwards can return
-// gradients in the broadcast output shape. Gradients of non-leaf tensors are dropped once their
+// gradients in the broadcast output shape (and rejects a gradient whose dims do not broadcast to
+// the input's, however many elements it has). Before a node's backward runs, the storage
+// versions of its inputs and outputs are compared with those saved when it was recorded: a
+// tensor written in place in between (raw::copy_, an optimizer step) is an error, not a silently
+// wrong gradient. Gradients of non-leaf tensors are dropped once their
 // node has run (unless retain_grad()), so memory falls as backward proceeds.
 #pragma once
 #include <functional>
@@ -39,6 +43,8 @@ struct Node {
   };
   std::vector<OutputMeta> output_meta;
   BackwardFn backward;
+  // Storage versions of inputs then outputs when the op ran (core/tensor.h, Storage::version).
+  std::vector<uint64_t> versions;
 };
 
 class Tape {
@@ -66,8 +72,8 @@ class NoGradGuard {
   bool prev_;
 };
 
-// Anomaly mode: every op output (forward) and every gradient (backward) is checked for NaN/Inf,
-// and the first op that produced one is named in the error.
+// Anomaly mode (per thread, like grad mode): every op output (forward) and every gradient
+// (backward) is checked for NaN/Inf, and the first op that produced one is named in the error.
 void set_anomaly_mode(bool on);
 bool anomaly_mode();
 class AnomalyGuard {
@@ -78,6 +84,13 @@ class AnomalyGuard {
  private:
   bool prev_;
 };
+
+// Op-name log: while on, the name of every op recorded on any thread is remembered. The test
+// runner (tests/main.cpp) turns it on and, after the suite, insists that each name it saw is
+// exercised by the op registry, so no op the suite ran escapes the registry's gradcheck, however
+// its name was spelled at the call site (a literal, or a variable such as "maximum"/"minimum").
+void set_op_name_log(bool on);
+std::vector<std::string> logged_op_names();  // sorted, each once
 
 // True when an op on these inputs should be recorded.
 bool needs_record(const std::vector<Tensor>& inputs);

@@ -313,9 +313,12 @@ Tensor unsqueeze(const Tensor& t, int64_t dim) {
   return as_strided(t, s, st, t.offset());
 }
 
+void mark_modified(const Tensor& t) { ++t.storage()->version; }
+
 void copy_(const Tensor& dst, const Tensor& src) {
   ENGRAM_CHECK(dst.shape() == src.shape(), "copy_: shapes differ: {} <- {}", shape_str(dst.shape()),
                shape_str(src.shape()));
+  mark_modified(dst);
   if (dst.device() == src.device()) {
     backend(dst.device()).copy(dst, src);
   } else if (src.device() == Device::cpu) {

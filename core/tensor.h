@@ -26,6 +26,12 @@ struct Storage {
   Device device;
   size_t nbytes;
   void* data;
+  // Bumped by every in-place write made through raw::copy_ or marked with raw::mark_modified (the
+  // optimizer steps, checkpoint loads, init). The tape saves each input's and output's version
+  // when an op is recorded and refuses to run that op's backward once it has changed, because
+  // the values the backward would read are no longer the ones the forward saw (PyTorch's version
+  // counter). Writes through data<T>() pointers elsewhere are not seen: call mark_modified.
+  uint64_t version = 0;
 };
 
 struct TensorImpl {
@@ -128,6 +134,7 @@ Tensor clone(const Tensor& t);       // always a fresh contiguous copy
 Tensor to_dtype(const Tensor& t, DType dtype);
 Tensor to_device(const Tensor& t, Device device);
 void copy_(const Tensor& dst, const Tensor& src);  // dst <- src (same shape, any strides)
+void mark_modified(const Tensor& t);  // t's storage was written in place: bump its version
 Shape infer_shape(const Shape& shape, int64_t numel, const char* op);
 }  // namespace raw
 

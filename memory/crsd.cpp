@@ -18,9 +18,9 @@ CRSDCell::CRSDCell(const CRSDConfig& c, Generator* gen) : cfg(c) {
   spectral = register_module("spectral", std::make_shared<nn::SpectralMix>(C, 0.0, gen));
 }
 
-CRSDCellState CRSDCell::initial_state(int64_t B, DType dt) const {
-  return {zeros({B, cfg.reservoir.size}, dt), zeros({B, cfg.d_model}, dt),
-          zeros({B, cfg.d_mem, cfg.d_mem}, dt), episodic->initial_state(B, dt)};
+CRSDCellState CRSDCell::initial_state(int64_t B, DType dt, Device dev) const {
+  return {zeros({B, cfg.reservoir.size}, dt, dev), zeros({B, cfg.d_model}, dt, dev),
+          zeros({B, cfg.d_mem, cfg.d_mem}, dt, dev), episodic->initial_state(B, dt, dev)};
 }
 
 Tensor CRSDCell::forward(const Tensor& u, CRSDCellState& st) {
@@ -29,7 +29,7 @@ Tensor CRSDCell::forward(const Tensor& u, CRSDCellState& st) {
   const int64_t B = u.shape()[0], T = u.shape()[1], M = cfg.d_mem;
   Tensor s = reservoir->forward(u, st.reservoir);                       // [B, T, R]
   Tensor q = q_proj->forward(u), k = k_proj->forward(u), v = v_proj->forward(u);
-  Tensor r_hebb = zeros({B, T, M}, u.dtype()), r_epi = zeros({B, T, M}, u.dtype());
+  Tensor r_hebb = zeros({B, T, M}, u.dtype(), u.device()), r_epi = zeros({B, T, M}, u.dtype(), u.device());
   if (cfg.use_hebbian) {
     HebbianMemory::Output h = hebbian->forward(q, k, v, st.hebbian);
     r_hebb = h.recall;
@@ -37,10 +37,10 @@ Tensor CRSDCell::forward(const Tensor& u, CRSDCellState& st) {
   }
   if (cfg.use_episodic) r_epi = episodic->forward(q, k, v, st.episodic);
   Tensor g = sigmoid(gate->forward(cat({u, r_hebb, r_epi}, -1)));
-  Tensor m = add(mul(g, r_hebb), mul(sub(ones({}, g.dtype()), g), r_epi));  // [B, T, M]
+  Tensor m = add(mul(g, r_hebb), mul(sub(ones({}, g.dtype(), g.device()), g), r_epi));  // [B, T, M]
   Tensor a = sigmoid(retain->forward(cat({u, m}, -1)));                     // [B, T, C]
   Tensor c = tanh(candidate->forward(cat({u, s, m}, -1)));
-  Tensor h = linear_scan(a, mul(sub(ones({}, a.dtype()), a), c), st.hidden);
+  Tensor h = linear_scan(a, mul(sub(ones({}, a.dtype(), a.device()), a), c), st.hidden);
   st.hidden = select(h, 1, T - 1);
   Tensor y = cfg.use_spectral ? add(h, spectral->forward(h)) : h;
   return note_output(y);
@@ -61,9 +61,9 @@ CRSDLanguageModel::CRSDLanguageModel(const CRSDConfig& c, Generator* gen) : cfg(
   head = register_module("head", std::make_shared<nn::Linear>(c.d_model, c.vocab_size, true, gen));
 }
 
-CRSDLanguageModel::State CRSDLanguageModel::initial_state(int64_t B, DType dt) const {
+CRSDLanguageModel::State CRSDLanguageModel::initial_state(int64_t B, DType dt, Device dev) const {
   State st;
-  for (auto& cell : cells) st.push_back(cell->initial_state(B, dt));
+  for (auto& cell : cells) st.push_back(cell->initial_state(B, dt, dev));
   return st;
 }
 
@@ -71,7 +71,7 @@ Tensor CRSDLanguageModel::forward(const Tensor& ids, State& state) {
   ENGRAM_CHECK(ids.dim() == 2 && ids.dtype() == DType::i64,
                "CRSDLanguageModel: expected token ids [B, T] of dtype i64, got {} {}",
                dtype_name(ids.dtype()), shape_str(ids.shape()));
-  if (state.empty()) state = initial_state(ids.shape()[0], embed->weight.dtype());
+  if (state.empty()) state = initial_state(ids.shape()[0], embed->weight.dtype(), embed->weight.device());
   ENGRAM_CHECK(state.size() == cells.size(), "CRSDLanguageModel: state has {} layers, model {}",
                state.size(), cells.size());
   Tensor x = embed->forward(ids);

@@ -50,7 +50,7 @@ struct CRSDCellState {
 class CRSDCell : public nn::Module {
  public:
   CRSDCell(const CRSDConfig& cfg, Generator* gen = nullptr);
-  CRSDCellState initial_state(int64_t batch, DType dtype = DType::f32) const;
+  CRSDCellState initial_state(int64_t batch, DType dtype = DType::f32, Device device = Device::cpu) const;
   Tensor forward(const Tensor& u, CRSDCellState& state);  // [B, T, C] -> [B, T, C]
   std::string type_name() const override { return "CRSDCell"; }
   std::string extra_repr() const override;
@@ -67,7 +67,7 @@ class CRSDLanguageModel : public nn::Module {
  public:
   explicit CRSDLanguageModel(const CRSDConfig& cfg, Generator* gen = nullptr);
   using State = std::vector<CRSDCellState>;
-  State initial_state(int64_t batch, DType dtype = DType::f32) const;
+  State initial_state(int64_t batch, DType dtype = DType::f32, Device device = Device::cpu) const;
   // ids [B, T] (i64) -> logits [B, T, V]; `state` is updated to the end of the segment.
   Tensor forward(const Tensor& ids, State& state);
   std::string type_name() const override { return "CRSDLanguageModel"; }

@@ -1,6 +1,8 @@
 // memory/episodic.cpp — see episodic.h.
 #include "memory/episodic.h"
 
+#include <cmath>
+
 namespace engram::memory {
 
 EpisodicBuffer::EpisodicBuffer(int64_t dk, int64_t dv, EpisodicOptions opt)
@@ -22,12 +24,12 @@ EpisodicState EpisodicBuffer::initial_state(int64_t B, DType dt, Device dev) con
 static Tensor allowed_slots(const Tensor& scores, const EpisodicState& st, const EpisodicOptions& o) {
   NoGradGuard ng;
   Tensor allowed = st.filled;
-  if (o.recency_window > 0) allowed = mul(allowed, lt(st.age, full({}, double(o.recency_window), st.age.dtype())));
+  if (o.recency_window > 0) allowed = mul(allowed, lt(st.age, full({}, double(o.recency_window), st.age.dtype(), st.age.device())));
   if (o.top_k > 0 && o.top_k < scores.shape()[1]) {
     // rank only allowed slots: push the others far down before taking the top k
     Tensor ranked = add(mul(detach(scores), allowed), mul(add(allowed, -1.0), 1e9));
     Tensor idx = topk(ranked, o.top_k, 1).indices;
-    Tensor top = scatter_add(zeros_like(allowed), 1, idx, ones(idx.shape(), allowed.dtype()));
+    Tensor top = scatter_add(zeros_like(allowed), 1, idx, ones(idx.shape(), allowed.dtype(), allowed.device()));
     allowed = mul(allowed, top);
   }
   return allowed;
@@ -46,13 +48,20 @@ Tensor EpisodicBuffer::step(const Tensor& q, const Tensor& k, const Tensor& v, E
   Tensor qn = normalize(q, -1, eps), kn_slots = normalize(st.keys, -1, eps);
   Tensor scores = mul(squeeze(matmul(kn_slots, unsqueeze(qn, -1)), -1), 1.0 / options.temperature);
   Tensor allowed = allowed_slots(scores, st, options);
-  // masked softmax, finite when nothing is allowed: w = e * m / Z with Z = sum(e * m), or 1 when
-  // that sum is 0 (then w = 0 and the recall is 0). The shift by the (detached) max is exact:
-  // softmax is invariant to it.
-  Tensor shifted = sub(scores, detach(max(scores, 1, true)));
-  Tensor e = mul(exp(shifted), allowed);
+  // masked softmax, finite when nothing is allowed: w = e / Z with e = exp(s - m) on allowed
+  // slots and 0 elsewhere, Z = sum(e), or 1 when that sum is 0 (then w = 0 and the recall is 0).
+  // The shift m is the (detached) max over the ALLOWED slots only: softmax is invariant to it,
+  // and a max that included disallowed slots could sit far above every allowed score, so that at
+  // a small temperature every allowed exp(s - m) underflowed to 0 and the recall vanished.
+  // Disallowed slots go through -inf (exp gives exactly 0 and no gradient), never through
+  // exp(s - m) * 0, which is NaN when s - m overflows.
+  Tensor neg_inf = full({}, -INFINITY, scores.dtype(), scores.device());
+  Tensor masked = where(allowed, scores, neg_inf);
+  Tensor m = detach(max(masked, 1, true));
+  m = where(eq(m, neg_inf), zeros({}, m.dtype(), m.device()), m);  // no allowed slot: shift 0
+  Tensor e = exp(sub(masked, m));
   Tensor z = sum(e, {1}, true);
-  Tensor w = div(e, add(z, detach(eq(z, zeros({}, z.dtype())))));
+  Tensor w = div(e, add(z, detach(eq(z, zeros({}, z.dtype(), z.device())))));
   Tensor recall = squeeze(matmul(unsqueeze(w, 1), st.values), 1);
 
   // ---- write: pick the slot, overwrite it with a one-hot blend
@@ -67,7 +76,7 @@ Tensor EpisodicBuffer::step(const Tensor& q, const Tensor& k, const Tensor& v, E
     st.age = add(st.age, 1.0);
     Tensor priority = sub(st.importance, sub(ones_like(st.filled), st.filled)); // empty -> -1
     Tensor slot = argmin(priority, 1, true);                                    // [B, 1]
-    onehot = scatter_add(zeros_like(st.filled), 1, slot, ones(slot.shape(), st.filled.dtype()));
+    onehot = scatter_add(zeros_like(st.filled), 1, slot, ones(slot.shape(), st.filled.dtype(), st.filled.device()));
     Tensor keep = sub(ones_like(onehot), onehot);
     st.importance = add(mul(st.importance, keep), mul(onehot, unsqueeze(novelty, 1)));
     st.age = mul(st.age, keep);

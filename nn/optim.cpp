@@ -108,6 +108,7 @@ void Optimizer::step() {
                      dtype_name(p.dtype()), shape_str(p.shape()));
       st.step.data<int64_t>()[0] += 1;
       update(group, p, g, st);
+      raw::mark_modified(p);  // a graph that saved p before this step can no longer backward
     }
   }
 }

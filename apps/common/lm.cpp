@@ -81,21 +81,21 @@ class CRSDLM : public LanguageModel {
   std::string kind() const override { return "crsd"; }
   nn::Module& module() override { return model_; }
   int64_t vocab_size() const override { return model_.cfg.vocab_size; }
-  LMState initial_state(int64_t batch) const override { return pack(model_.initial_state(batch)); }
+  LMState initial_state(int64_t batch) const override { return pack(fresh_state(batch)); }
   void detach_state(LMState& state) const override {
     auto st = unpack(state, model_.cells.size());
     memory::detach_state(st);
     state = pack(st);
   }
   Tensor forward(const Tensor& ids, LMState& state) override {
-    auto st = state.empty() ? model_.initial_state(ids.size(0)) : unpack(state, model_.cells.size());
+    auto st = state.empty() ? fresh_state(ids.size(0)) : unpack(state, model_.cells.size());
     Tensor logits = model_.forward(ids, st);
     state = pack(st);
     return logits;
   }
   // CRSDLanguageModel::forward, stage by stage.
   Tensor forward_traced(const Tensor& ids, LMState& state, nn::NamedTensors& stages) override {
-    auto st = state.empty() ? model_.initial_state(ids.size(0)) : unpack(state, model_.cells.size());
+    auto st = state.empty() ? fresh_state(ids.size(0)) : unpack(state, model_.cells.size());
     Tensor x = model_.embed->forward(ids);
     stages.emplace_back("embed", x);
     for (size_t l = 0; l < model_.cells.size(); ++l) {
@@ -111,6 +111,11 @@ class CRSDLM : public LanguageModel {
   }
 
  private:
+  // Zero states in the parameters' dtype and on their device (an f64 model needs f64 states).
+  memory::CRSDLanguageModel::State fresh_state(int64_t batch) const {
+    const Tensor& w = model_.embed->weight;
+    return model_.initial_state(batch, w.dtype(), w.device());
+  }
   memory::CRSDLanguageModel model_;
 };
 

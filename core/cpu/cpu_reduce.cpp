@@ -228,10 +228,15 @@ static void topk(Tref x, int64_t k, int64_t dim, bool largest, Tref values, Tref
                     const T* xl = xp + li.offset(0, l);
                     std::vector<int64_t> order(len);
                     std::iota(order.begin(), order.end(), 0);
+                    // NaN ranks above every number, as in PyTorch: first when largest, last
+                    // otherwise. Comparing through this key keeps a strict weak order (a plain
+                    // `<` with NaN is not one, and std::partial_sort is then undefined).
                     auto better = [&](int64_t a, int64_t b) {
                       T va = xl[a * sx], vb = xl[b * sx];
-                      if (va != vb) return largest ? va > vb : va < vb;
-                      return a < b;  // stable: lower index first on ties
+                      bool na = std::isnan(va), nb = std::isnan(vb);
+                      if (na != nb) return largest ? na : nb;
+                      if (!na && va != vb) return largest ? va > vb : va < vb;
+                      return a < b;  // stable: lower index first on ties (NaNs among themselves too)
                     };
                     std::partial_sort(order.begin(), order.begin() + k, order.end(), better);
                     T* vl = vp + li.offset(1, l);
