@@ -12,6 +12,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "autograd/golden.h"
 #include "nn/checkpoint.h"
 #include "tests/test_util.h"
 #include "nn/layers.h"
@@ -20,6 +21,7 @@
 using namespace engram;
 using namespace engram::nn;
 namespace fs = std::filesystem;
+using engram::testing::error_of;
 using engram::testing::TempDir;
 
 namespace {
@@ -51,23 +53,6 @@ std::shared_ptr<Sequential> mlp(int64_t in, int64_t hidden, int64_t out, uint64_
       std::make_shared<Linear>(in, hidden, true, &g), ReLU(), std::make_shared<Linear>(hidden, out, true, &g)});
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-fs::path find_golden(const std::string& file) {
-  if (const char* dir = std::getenv("ENGRAM_GOLDEN_DIR"); dir && *dir) return fs::path(dir) / file;
-  for (auto d = fs::current_path(); !d.empty(); d = d.parent_path()) {
-    if (fs::exists(d / "tests" / "golden" / file)) return d / "tests" / "golden" / file;
-    if (d == d.parent_path()) break;
-  }
-  ENGRAM_FAIL("golden file tests/golden/{} not found above {}", file, fs::current_path().string());
-}
 
 }  // namespace
 
@@ -258,8 +243,8 @@ TEST_CASE("checkpoint: non-strict load reports missing and unexpected keys") {
 }
 
 TEST_CASE("checkpoint: a PyTorch state dict written in Python loads into engram") {
-  fs::path path = find_golden("optim_torch_state.safetensors");
-  std::ifstream f(find_golden("optim_mlp.json"));
+  fs::path path = golden::find_file("optim_torch_state.safetensors");
+  std::ifstream f(golden::find_file("optim_mlp.json"));
   nlohmann::json golden = nlohmann::json::parse(f);
   Sequential model({std::make_shared<Linear>(8, 16), Tanh(), std::make_shared<Linear>(16, 4)});
   LoadReport r = load_checkpoint(path.string(), model, {}, /*strict=*/false);

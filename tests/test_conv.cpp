@@ -9,8 +9,10 @@
 #include <string>
 
 #include "autograd/ops.h"
+#include "tests/test_util.h"
 
 using namespace engram;
+using namespace engram::testing;
 
 static bool message_contains(const std::function<void()>& f, const std::string& needle) {
   try {
@@ -71,14 +73,11 @@ static NaiveConv naive_conv(const Geo& g, const std::vector<double>& x, const st
   return n;
 }
 
+// Largest |got - want| / (1 + |want|) below tol (a NaN counts as +inf: tests/test_util.h).
 static void check_close(const std::vector<double>& got, const std::vector<double>& want, double tol,
-                        const char* what) {
-  REQUIRE(got.size() == want.size());
-  double worst = 0;
-  for (size_t i = 0; i < got.size(); ++i)
-    worst = std::max(worst, std::abs(got[i] - want[i]) / (1.0 + std::abs(want[i])));
+                        const std::string& what) {  // a string: doctest logs a const char* as a pointer
   INFO(what);
-  CHECK(worst < tol);
+  CHECK(max_rel_diff(got, want, 1.0) < tol);
 }
 
 TEST_CASE("conv2d matches a naive nested-loop convolution, forward and backward") {
@@ -145,7 +144,7 @@ TEST_CASE("conv2d gives the same gradients when only some inputs require them") 
       backward(sum(mul(conv2d(xa, wa, ba, 1, pad), r)));
       // then one at a time (frozen weights with a trainable bias take their own path)
       for (int which = 0; which < (with_bias ? 3 : 2); ++which) {
-        INFO("k " << k << (with_bias ? " bias" : " no bias") << ", only input " << which);
+        INFO("k " << k << std::string(with_bias ? " bias" : " no bias") << ", only input " << which);
         Tensor xs = raw::clone(x), ws = raw::clone(w), bs = with_bias ? raw::clone(b) : Tensor();
         Tensor& t = which == 0 ? xs : which == 1 ? ws : bs;
         t.requires_grad_(true);

@@ -346,8 +346,8 @@ TEST_CASE("harness: split checks catch PAD flooding, empty splits and bad ids") 
 
 TEST_CASE("harness: the three models share one interface; generation is seeded") {
   TempDir dir;
-  for (const char* kind : {"crsd", "lstm", "transformer"}) {
-    CAPTURE(kind);
+  for (const std::string kind : {"crsd", "lstm", "transformer"}) {
+    CAPTURE(kind);  // a std::string: doctest prints a const char* as a pointer
     Config cfg = tiny_config("unused", dir.path.string(), kind);
     Generator gen(1);
     auto lm = make_language_model(cfg, 256, &gen);
@@ -373,8 +373,8 @@ TEST_CASE("harness: N steps, resume, N steps gives the losses of 2N steps bit fo
   TempDir dir;
   const std::string data = dir.write("corpus.txt", tiny_corpus());
   std::FILE* quiet = std::tmpfile();
-  for (const char* kind : {"crsd", "lstm", "transformer"}) {
-    CAPTURE(kind);
+  for (const std::string kind : {"crsd", "lstm", "transformer"}) {
+    CAPTURE(kind);  // a std::string: doctest prints a const char* as a pointer
     const std::string a_dir = dir.file(fmt::format("{}_a", kind)), b_dir = dir.file(fmt::format("{}_b", kind));
     Config a = tiny_config(data, a_dir, kind);
     a.apply_override("model.dropout=0.1");  // the RNG state must be restored too

@@ -75,8 +75,8 @@ TEST_CASE("idx: plain and gzip-compressed files read back as f32 images and i64 
   write_gz(tmp.path / "images.idx.gz", idx_bytes({3, 2, 2}, kPixels));
   write_gz(tmp.path / "labels.idx.gz", idx_bytes({3}, kLabels));
 
-  for (const char* name : {"images.idx", "images.idx.gz"}) {
-    INFO(name);
+  for (const std::string name : {"images.idx", "images.idx.gz"}) {
+    INFO(name);  // a std::string: doctest logs a const char* as a pointer
     Tensor images = apps::load_idx_images((tmp.path / name).string());
     CHECK(images.shape() == Shape{3, 2, 2});
     CHECK(images.dtype() == DType::f32);

@@ -16,21 +16,15 @@
 #include "nn/moe.h"
 #include "nn/recurrent.h"
 #include "nn/spectral.h"
+#include "tests/test_util.h"
 
 using namespace engram;
+using namespace engram::testing;
 namespace F = engram::nn::functional;
 
 namespace {
 
 Tensor rnd(const Shape& s, Generator& g) { return randn(s, DType::f64, &g); }
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
 // Flattens and joins several outputs, so one gradcheck covers all of them.
 Tensor join(const std::vector<Tensor>& ys) {

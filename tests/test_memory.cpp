@@ -4,8 +4,10 @@
 
 #include "autograd/gradcheck.h"
 #include "memory/crsd.h"
+#include "tests/test_util.h"
 
 using namespace engram;
+using namespace engram::testing;
 using namespace engram::memory;
 
 namespace {
@@ -24,14 +26,6 @@ void gradcheck_module(nn::Module& m, std::vector<Tensor> inputs, std::function<T
   opt.rtol = rtol;
   GradcheckResult r = gradcheck([&](const std::vector<Tensor>&) { return run(); }, all, flags, opt);
   CHECK_MESSAGE(r.ok, m.type_name() << ": " << r.message);
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  auto x = a.to_vector<double>(), y = b.to_vector<double>();
-  REQUIRE(x.size() == y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
 }
 
 }  // namespace

@@ -7,8 +7,10 @@
 #include <string>
 
 #include "autograd/ops.h"
+#include "tests/test_util.h"
 
 using namespace engram;
+using namespace engram::testing;
 
 static double ce_row(const std::vector<double>& z, int64_t t, double e) {
   double m = z[0];
@@ -227,13 +229,6 @@ TEST_CASE("layer_norm, rms_norm and cross_entropy agree with composed ops on lar
     c.requires_grad_(true);
     return c;
   };
-  auto close = [](const Tensor& a, const Tensor& b, double tol) {
-    auto va = a.to_vector<double>(), vb = b.to_vector<double>();
-    REQUIRE(va.size() == vb.size());
-    double worst = 0;
-    for (size_t i = 0; i < va.size(); ++i) worst = std::max(worst, std::abs(va[i] - vb[i]));
-    return worst <= tol;
-  };
   Tensor x0 = randn({R, D}, DType::f64, &gen), w0 = randn({D}, DType::f64, &gen),
          b0 = randn({D}, DType::f64, &gen), dy = randn({R, D}, DType::f64, &gen);
   {  // layer_norm
@@ -243,10 +238,10 @@ TEST_CASE("layer_norm, rms_norm and cross_entropy agree with composed ops on lar
     Tensor c = sub(xr, mean(xr, {-1}, true));
     Tensor ref = add(mul(mul(c, rsqrt(add(var(xr, {-1}, true, 0), 1e-5))), wr), br);
     backward(ref, dy);
-    CHECK(close(layer_norm(x0, w0, b0, 1e-5), ref, 1e-10));
-    CHECK(close(x.grad(), xr.grad(), 1e-9));
-    CHECK(close(w.grad(), wr.grad(), 1e-9));
-    CHECK(close(b.grad(), br.grad(), 1e-9));
+    CHECK(max_abs_diff(layer_norm(x0, w0, b0, 1e-5), ref) <= 1e-10);
+    CHECK(max_abs_diff(x.grad(), xr.grad()) <= 1e-9);
+    CHECK(max_abs_diff(w.grad(), wr.grad()) <= 1e-9);
+    CHECK(max_abs_diff(b.grad(), br.grad()) <= 1e-9);
   }
   {  // rms_norm
     Tensor x = leaf(x0), w = leaf(w0);
@@ -254,9 +249,9 @@ TEST_CASE("layer_norm, rms_norm and cross_entropy agree with composed ops on lar
     Tensor xr = leaf(x0), wr = leaf(w0);
     Tensor ref = mul(mul(xr, rsqrt(add(mean(square(xr), {-1}, true), 1e-6))), wr);
     backward(ref, dy);
-    CHECK(close(rms_norm(x0, w0, 1e-6), ref, 1e-10));
-    CHECK(close(x.grad(), xr.grad(), 1e-9));
-    CHECK(close(w.grad(), wr.grad(), 1e-9));
+    CHECK(max_abs_diff(rms_norm(x0, w0, 1e-6), ref) <= 1e-10);
+    CHECK(max_abs_diff(x.grad(), xr.grad()) <= 1e-9);
+    CHECK(max_abs_diff(w.grad(), wr.grad()) <= 1e-9);
   }
   {  // cross_entropy vs nll_loss(log_softmax) with ignored rows
     std::vector<int64_t> tv = randint(0, D, {R}, &gen).to_vector<int64_t>();
@@ -268,6 +263,6 @@ TEST_CASE("layer_norm, rms_norm and cross_entropy agree with composed ops on lar
     Tensor lr = nll_loss(log_softmax(zr, -1), t);
     backward(lr);
     CHECK(l.item() == doctest::Approx(lr.item()).epsilon(1e-12));
-    CHECK(close(z.grad(), zr.grad(), 1e-12));
+    CHECK(max_abs_diff(z.grad(), zr.grad()) <= 1e-12);
   }
 }

@@ -4,11 +4,13 @@
 Writes, next to this script:
   optim_mlp.json             a small MLP 8-16-4 (tanh), its initial weights, fixed data, and for
                              each optimizer configuration the cross-entropy loss before each of 20
-                             full-batch steps plus the loss after the last one, in float64 and in
-                             float32 (engram's test trains identically and compares the losses)
+                             full-batch steps plus the loss after the last one, and every parameter
+                             after the last step, in float64 and in float32 (engram's test trains
+                             identically and compares the losses and the final parameters)
   optim_lstm.json            the same for a small sequence tagger: batch-first LSTM(5, 6), 1 layer,
                              on x [4, 7, 5], then Linear(6, 3) on every step's hidden state,
-                             cross-entropy over the 4*7 targets; same optimizer configurations
+                             cross-entropy over the 4*7 targets; same optimizer configurations,
+                             losses and final parameters
   optim_torch_state.safetensors
                              the MLP's torch state_dict (F32) plus an F64 and an I64 tensor and
                              metadata, written by the tiny safetensors writer below (the
@@ -150,6 +152,7 @@ def make_scheduler(run, opt):
 
 
 def train(run, weights, x, y, dtype, factory=make_mlp):
+    """Returns (losses, {name: final parameter as tensor_json})."""
     model = make_model(weights, dtype, factory)
     opt = make_optimizer(run, list(model.parameters()))
     sched = make_scheduler(run, opt)
@@ -167,7 +170,7 @@ def train(run, weights, x, y, dtype, factory=make_mlp):
             sched.step()
     with torch.no_grad():
         losses.append(torch.nn.functional.cross_entropy(model(x), y).item())
-    return losses
+    return losses, {name: tensor_json(p) for name, p in model.named_parameters()}
 
 
 def tensor_json(t):
@@ -194,15 +197,16 @@ def main():
     runs = []
     for run in RUNS:
         r = dict(run)
-        r["losses_f64"] = train(run, weights, x, y, torch.float64)
-        r["losses_f32"] = train(run, weights, x, y, torch.float32)
+        r["losses_f64"], r["final_params_f64"] = train(run, weights, x, y, torch.float64)
+        r["losses_f32"], r["final_params_f32"] = train(run, weights, x, y, torch.float32)
         runs.append(r)
         print(f"{run['name']:24s} loss {r['losses_f64'][0]:.6f} -> {r['losses_f64'][-1]:.6f}")
 
     golden = {
         "description": "MLP 8-16-4 (Linear, Tanh, Linear), full-batch cross-entropy, "
                        f"{STEPS} steps per run; losses[k] is the loss before step k, the last one "
-                       "after the final step. Made by tests/golden/make_optim_golden.py with torch "
+                       "after the final step; final_params_* are the parameters after the last step. "
+                       "Made by tests/golden/make_optim_golden.py with torch "
                        + torch.__version__,
         "dims": DIMS, "steps": STEPS,
         "params": {k: tensor_json(v) for k, v in weights.items()},
@@ -235,8 +239,8 @@ def make_lstm_golden():
     runs = []
     for run in RUNS:
         r = dict(run)
-        r["losses_f64"] = train(run, weights, x, y, torch.float64, LSTMTagger)
-        r["losses_f32"] = train(run, weights, x, y, torch.float32, LSTMTagger)
+        r["losses_f64"], r["final_params_f64"] = train(run, weights, x, y, torch.float64, LSTMTagger)
+        r["losses_f32"], r["final_params_f32"] = train(run, weights, x, y, torch.float32, LSTMTagger)
         runs.append(r)
         print(f"lstm {run['name']:24s} loss {r['losses_f64'][0]:.6f} -> {r['losses_f64'][-1]:.6f}")
 
@@ -245,7 +249,8 @@ def make_lstm_golden():
                        f"initial state, then Linear({LSTM_HIDDEN}, {LSTM_CLASSES}) on every step; "
                        "logits flattened to [B*T, classes] and full-batch cross-entropy against y "
                        f"(B*T targets, row-major over batch then time); {STEPS} steps per run; "
-                       "losses[k] is the loss before step k, the last one after the final step. "
+                       "losses[k] is the loss before step k, the last one after the final step; "
+                       "final_params_* are the parameters after the last step. "
                        "Made by tests/golden/make_optim_golden.py with torch " + torch.__version__,
         "input_size": LSTM_IN, "hidden_size": LSTM_HIDDEN, "classes": LSTM_CLASSES,
         "batch": LSTM_BATCH, "seq_len": LSTM_SEQ, "steps": STEPS,
