@@ -1,6 +1,7 @@
 // autograd/golden.cpp — loads tests/golden/ops.json and replays it through the registry (see
 // golden.h for the pipeline). A sample passes when the f32 output and every f32 gradient agree
-// with PyTorch elementwise: |engram - torch| <= atol + rtol * |torch|.
+// with PyTorch elementwise: |engram - torch| <= atol + rtol * |torch|. Also find_file, which every
+// golden-reading suite uses to locate its file under tests/golden/.
 #include "autograd/golden.h"
 
 #include <cmath>
@@ -49,19 +50,51 @@ const OpGolden* File::find(const std::string& name) const {
   return nullptr;
 }
 
-std::string default_path() {
+std::filesystem::path find_file(const std::string& name) {
   namespace fs = std::filesystem;
-  if (const char* dir = std::getenv("ENGRAM_GOLDEN_DIR"); dir && *dir)
-    return (fs::path(dir) / "ops.json").string();
-  std::error_code ec;
-  fs::path p = fs::current_path(ec);
-  for (int up = 0; up < 6 && !ec && !p.empty(); ++up) {
-    fs::path candidate = p / "tests" / "golden" / "ops.json";
-    if (fs::exists(candidate, ec)) return candidate.string();
-    if (p == p.parent_path()) break;
-    p = p.parent_path();
+  if (const char* dir = std::getenv("ENGRAM_GOLDEN_DIR"); dir && *dir) {
+    fs::path p = fs::path(dir) / name;
+    std::error_code ec;
+    ENGRAM_CHECK(fs::exists(p, ec), "golden file {} not found in ENGRAM_GOLDEN_DIR={} ({} does "
+                 "not exist)", name, dir, p.string());
+    return p;
   }
-  return "tests/golden/ops.json";
+  const fs::path rel = fs::path("tests") / "golden" / name;
+  std::vector<fs::path> starts;
+  std::error_code ec;
+  if (fs::path cwd = fs::current_path(ec); !ec) starts.push_back(cwd);
+  if (fs::path exe = fs::read_symlink("/proc/self/exe", ec); !ec)
+    starts.push_back(exe.parent_path());
+  for (fs::path dir : starts)
+    for (; !dir.empty(); dir = dir.parent_path()) {
+      if (fs::exists(dir / rel, ec)) return dir / rel;
+      if (dir == dir.parent_path()) break;
+    }
+  std::vector<std::string> where;
+  for (const fs::path& s : starts) where.push_back(s.string());
+  ENGRAM_FAIL("golden file {} not found: no {} in {} or any parent (run from the repository root, "
+              "or set ENGRAM_GOLDEN_DIR to the folder holding it)", name, rel.string(),
+              fmt::join(where, " or "));
+}
+
+json load_json(const std::string& name) {
+  std::filesystem::path path = find_file(name);
+  std::ifstream f(path);
+  try {
+    return json::parse(f);
+  } catch (const json::exception& e) {
+    ENGRAM_FAIL("{}: not valid JSON: {}", path.string(), e.what());
+  }
+}
+
+std::string default_path() {
+  try {
+    return find_file("ops.json").string();
+  } catch (const Error&) {  // load() then reports the missing file and how to make it
+    const char* dir = std::getenv("ENGRAM_GOLDEN_DIR");
+    return dir && *dir ? (std::filesystem::path(dir) / "ops.json").string()
+                       : "tests/golden/ops.json";
+  }
 }
 
 File load(const std::string& path) {

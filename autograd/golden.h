@@ -10,6 +10,7 @@
 // every gradient are compared with |engram - torch| <= atol + rtol * |torch| (the op's
 // golden_atol / golden_rtol). tests/test_golden.cpp and tools/gradcheck use this code.
 #pragma once
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -46,8 +47,16 @@ struct File {
   const OpGolden* find(const std::string& name) const;
 };
 
-// $ENGRAM_GOLDEN_DIR/ops.json when that variable is set; otherwise tests/golden/ops.json looked
-// up from the working directory and its parents (the repo root when run by `make`).
+// The golden file `name` ("ops.json", "layers.json", ...): $ENGRAM_GOLDEN_DIR/name when that
+// variable is set (and only there), otherwise tests/golden/name in the working directory or one of
+// its parents, then in the running binary's directory or one of its parents (so tests run from the
+// repo root or from inside the build dir). Throws engram::Error naming the file and where it
+// looked when it is not found.
+std::filesystem::path find_file(const std::string& name);
+// find_file(name) parsed as JSON; a malformed file is an engram::Error naming its path.
+nlohmann::json load_json(const std::string& name);
+// find_file("ops.json"); never throws: when the file is missing it returns the path load() should
+// report as missing ($ENGRAM_GOLDEN_DIR/ops.json or tests/golden/ops.json).
 std::string default_path();
 // Parses a golden file. Throws engram::Error naming the path (and `make golden`) when it is
 // missing or malformed.

@@ -19,6 +19,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "autograd/golden.h"
 #include "nn/attention.h"
 #include "nn/layers.h"
 #include "nn/moe.h"
@@ -31,34 +32,9 @@ using json = nlohmann::json;
 namespace {
 
 constexpr double kAtol = 1e-5, kRtol = 1e-4;
-const char* kGoldenFile = "tests/golden/layers.json";
 
-// Looks for the golden file from the working directory and from the test binary's directory
-// upwards, so the suite runs from the repository root or from inside the build dir.
-std::filesystem::path find_golden() {
-  std::vector<std::filesystem::path> starts = {std::filesystem::current_path()};
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) starts.push_back(exe.parent_path());
-  for (auto dir : starts)
-    for (; !dir.empty(); dir = dir.parent_path()) {
-      if (std::filesystem::exists(dir / kGoldenFile)) return dir / kGoldenFile;
-      if (dir == dir.parent_path()) break;
-    }
-  ENGRAM_FAIL("{} not found from {} (run the tests from the repository root)", kGoldenFile,
-              std::filesystem::current_path().string());
-}
-
-const json& golden() {
-  static const json doc = [] {
-    std::filesystem::path path = find_golden();
-    std::ifstream f(path);
-    try {
-      return json::parse(f);
-    } catch (const json::exception& e) {
-      ENGRAM_FAIL("{}: not valid JSON: {}", path.string(), e.what());
-    }
-  }();
+const json& golden_doc() {
+  static const json doc = golden::load_json("layers.json");
   return doc;
 }
 
@@ -329,7 +305,7 @@ std::vector<std::string> check_case(const json& c) {
 // Runs every golden case of these layer kinds; returns how many ran.
 int check_layers(std::initializer_list<const char*> layers) {
   int ran = 0;
-  for (const json& c : golden().at("cases")) {
+  for (const json& c : golden_doc().at("cases")) {
     std::string layer = c.at("layer").get<std::string>();
     if (std::find_if(layers.begin(), layers.end(), [&](const char* l) { return layer == l; }) ==
         layers.end())
@@ -379,7 +355,7 @@ TEST_CASE("layer golden: every golden case has an engram runner") {
       "Linear", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "LayerNorm",
       "RMSNorm", "Activation", "SequentialMLP", "LSTM", "GRU", "MultiHeadAttention",
       "TransformerBlock", "MixtureOfExperts", "SpectralMix"};
-  for (const json& c : golden().at("cases")) {
+  for (const json& c : golden_doc().at("cases")) {
     std::string layer = c.at("layer").get<std::string>();
     CHECK_MESSAGE(known.count(layer) == 1, "golden case '" << c.at("name").get<std::string>()
                                            << "' has layer '" << layer << "' that no TEST_CASE runs");

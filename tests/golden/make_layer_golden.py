@@ -367,6 +367,15 @@ def build_cases():
     return cases
 
 
+def write_golden(out_path, doc):
+    """Writes doc with one case per line, so a regenerated file diffs case by case."""
+    header = json.dumps({k: v for k, v in doc.items() if k != "cases"})[:-1]
+    with open(out_path, "w") as f:
+        f.write(header + ',"cases":[\n')
+        f.write(",\n".join(json.dumps(c, separators=(",", ":")) for c in doc["cases"]))
+        f.write("\n]}\n")
+
+
 def main():
     out_path = sys.argv[1] if len(sys.argv) > 1 else "tests/golden/layers.json"
     torch.manual_seed(SEED)
@@ -377,12 +386,7 @@ def main():
         "seed": SEED,
         "cases": cases,
     }
-    # One case per line, so a regenerated file diffs case by case.
-    header = json.dumps({k: v for k, v in doc.items() if k != "cases"})[:-1]
-    with open(out_path, "w") as f:
-        f.write(header + ',"cases":[\n')
-        f.write(",\n".join(json.dumps(c, separators=(",", ":")) for c in cases))
-        f.write("\n]}\n")
+    write_golden(out_path, doc)
     print(f"wrote {len(cases)} layer cases to {out_path}")
 
 
