@@ -23,7 +23,7 @@ CXXFLAGS += -std=c++20 -Wall -Wextra -fopenmp -I. $(PKG_CFLAGS) -MMD -MP
 ifeq ($(WERROR),1)
 CXXFLAGS += -Werror
 endif
-LDLIBS   += $(PKG_LIBS) -fopenmp -lpthread -lm
+LDLIBS   += $(PKG_LIBS) -lcsv -fopenmp -lpthread -lm
 
 # Test-only code (the op registry with its samples, the registry checks, the PyTorch golden
 # reader) lives beside the ops it checks but builds into its own library, so programs that train
@@ -32,7 +32,7 @@ TESTING_SRCS := autograd/registry.cpp autograd/registry_check.cpp autograd/golde
                 $(wildcard autograd/opinfo_*.cpp)
 TESTING_OBJS := $(TESTING_SRCS:%.cpp=$(BUILD)/%.o)
 TESTING_LIB  := $(BUILD)/libengram_testing.a
-LIB_SRCS  := $(filter-out $(TESTING_SRCS),$(wildcard core/*.cpp core/cpu/*.cpp autograd/*.cpp nn/*.cpp memory/*.cpp))
+LIB_SRCS  := $(filter-out $(TESTING_SRCS),$(wildcard core/*.cpp core/cpu/*.cpp autograd/*.cpp nn/*.cpp memory/*.cpp memory/*/*.cpp))
 LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB       := $(BUILD)/libengram.a
 

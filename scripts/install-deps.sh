@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages engram needs. Safe to re-run; uses sudo when not root.
 #   build:    g++ make pkg-config, OpenBLAS (BLAS+LAPACK), FFTW, fmt, doctest, yaml-cpp, CLI11,
-#             nlohmann-json, sentencepiece, zlib (gzip-compressed IDX datasets)
+#             nlohmann-json, sentencepiece, zlib (gzip-compressed IDX datasets), libcsv (the
+#             free-recall CSV data sets)
 #   data:     fortunes (English text corpus), dataset-fashion-mnist (IDX files)
 #   optional: python3-torch (goldens and benchmark references), gnuplot (training plots)
 set -euo pipefail
@@ -10,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(
   g++ make pkg-config
   libopenblas-dev liblapacke-dev libfftw3-dev libfmt-dev doctest-dev
-  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libsentencepiece-dev zlib1g-dev
+  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libsentencepiece-dev zlib1g-dev libcsv-dev
   fortunes dataset-fashion-mnist
 )
 OPTIONAL=(python3-torch gnuplot-nox)

@@ -123,7 +123,7 @@ void MetricsLog::flush() {
 
 // ---------------------------------------------------------------- plots
 
-static bool on_path(const std::string& program) {
+bool on_path(const std::string& program) {
   const char* path = std::getenv("PATH");
   std::stringstream dirs(path ? path : "");
   for (std::string d; std::getline(dirs, d, ':');)

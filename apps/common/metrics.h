@@ -70,4 +70,7 @@ class MetricsLog {
 // saying what was written or why nothing was (gnuplot missing or failing).
 std::string write_plots(const std::string& dir);
 
+// True when `program` is an executable file in one of $PATH's folders (gnuplot, before plotting).
+bool on_path(const std::string& program);
+
 }  // namespace engram::apps
