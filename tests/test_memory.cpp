@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "autograd/gradcheck.h"
-#include "memory/crsd.h"
+#include "memory/crsd/crsd.h"
 #include "tests/test_util.h"
 
 using namespace engram;

@@ -39,7 +39,7 @@
 #include "apps/common/config.h"
 #include "apps/common/lm.h"
 #include "autograd/golden.h"
-#include "memory/crsd.h"
+#include "memory/crsd/crsd.h"
 #include "tests/test_util.h"
 
 using namespace engram;

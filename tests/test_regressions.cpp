@@ -18,7 +18,7 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
-#include "memory/episodic.h"
+#include "memory/crsd/episodic.h"
 #include "test_util.h"
 
 using namespace engram;

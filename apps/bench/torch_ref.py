@@ -21,7 +21,7 @@ Everything else this process prints goes to stderr, so stdout carries only the p
 
 The memory workloads are written as plain per-step loops over time (the Hebbian state update, the
 reservoir, the episodic buffer, the gated linear recurrence): that is what engram's fused ops and
-loops are measured against. crsd_tiny follows memory/crsd.h, hebbian.h, episodic.h, reservoir.h
+loops are measured against. crsd_tiny follows memory/crsd/crsd.h, hebbian.h, episodic.h, reservoir.h
 and nn/spectral.h line by line.
 """
 import argparse
@@ -244,7 +244,7 @@ class CRSDCell(nn.Module):
     def __init__(self, meta):
         super().__init__()
         C, M, R = int(meta["d_model"]), int(meta["d_mem"]), int(meta["reservoir"])
-        # children in engram's order (memory/crsd.cpp), so the state dicts line up name for name
+        # children in engram's order (memory/crsd/crsd.cpp), so the state dicts line up name for name
         self.reservoir = Reservoir(C, R, float(meta["reservoir_leak"]))
         self.q_proj = nn.Linear(C, M, bias=False)
         self.k_proj = nn.Linear(C, M, bias=False)

@@ -39,7 +39,7 @@
 
 #include "apps/common/lm.h"
 #include "apps/common/trainer.h"
-#include "memory/crsd.h"
+#include "memory/crsd/crsd.h"
 #include "nn/attention.h"
 #include "nn/checkpoint.h"
 #include "nn/layers.h"

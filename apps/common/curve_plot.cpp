@@ -28,7 +28,8 @@ std::string write_curve_plot(const std::string& dir, const CurvePlot& plot) {
       f << fmt::format("{:g}", plot.x[i]);
       for (const CurveSeries& s : plot.series) {
         f << ",";
-        if (i < s.y.size() && std::isfinite(s.y[i])) f << fmt::format("{:.6g}", s.y[i]);
+        // NaN written out: gnuplot breaks the line there (an empty field it would bridge)
+        f << (i < s.y.size() && std::isfinite(s.y[i]) ? fmt::format("{:.6g}", s.y[i]) : "NaN");
       }
       f << "\n";
     }
@@ -42,7 +43,6 @@ std::string write_curve_plot(const std::string& dir, const CurvePlot& plot) {
                          csv, k + 2, k == 0 ? "linespoints" : "lines", colours[k % 4],
                          k == 0 ? "pt 7 ps 1.2 " : "", plot.series[k].name);
   const std::string script = fmt::format(R"(set datafile separator ','
-set datafile missing ''
 set terminal png size 720,540 font ',12'
 set output '{}'
 set title '{}'

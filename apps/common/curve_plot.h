@@ -6,8 +6,8 @@
 //   p.series.push_back({"observed", obs});
 //   p.series.push_back({"CMR", sim});
 //   write_curve_plot(dir, p);  // dir/spc.csv, dir/spc.png (when gnuplot is installed)
-// NaN values (a lag of 0, a subject with nothing possible) are left empty in the CSV and as gaps
-// in the plot.
+// NaN values (a lag of 0, a subject with nothing possible) are written as NaN in the CSV and are
+// gaps in the plot.
 #pragma once
 #include <string>
 #include <vector>

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "memory/crsd.h"
+#include "memory/crsd/crsd.h"
 #include "nn/attention.h"
 #include "nn/recurrent.h"
 

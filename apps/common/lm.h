@@ -10,7 +10,7 @@
 // The state is a list of named tensors, so it can be checkpointed ("carry.<name>") and a resumed
 // run continues with exactly the state the interrupted one had.
 //
-//   crsd         memory::CRSDLanguageModel (memory/crsd.h): per layer the reservoir state, the
+//   crsd         memory::CRSDLanguageModel (memory/crsd/crsd.h): per layer the reservoir state, the
 //                hidden recurrence, the Hebbian matrix and the episodic slots.
 //   lstm         Embedding(V, H) -> nn::LSTM(H, H, L) -> Linear(H, V); state h, c [L, B, H].
 //   transformer  Embedding(V, E) + learned positions (max_len, E) -> L causal pre-norm

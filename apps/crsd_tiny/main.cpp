@@ -1,7 +1,7 @@
 // apps/crsd_tiny/main.cpp — a tiny CRSD language model on English text, with LSTM and
 // Transformer baselines of about the same size.
 //
-// CRSD (memory/crsd.h) combines a fixed echo-state reservoir, a Hebbian fast-weight memory, an
+// CRSD (memory/crsd/crsd.h) combines a fixed echo-state reservoir, a Hebbian fast-weight memory, an
 // episodic slot buffer, a gated diagonal recurrence and a spectral mix. This app trains the
 // byte-level CRSDLanguageModel on the English text of Debian's fortunes package, carrying the
 // recurrent state from one batch to the next (B parallel text streams), validates it, and samples

@@ -5,7 +5,7 @@ modules: HebbianMemory, EpisodicBuffer, Reservoir, CRSDCell and the CRSD languag
 The PyTorch side is apps/bench/torch_ref.py (the bench's twin of memory/*.h), imported, not
 copied. torch_ref.py implements only what the bench runs: every module starts from an empty state,
 returns no final state, and knows none of the options top_k, recency_window or detach_memory. The
-classes below subclass torch_ref's and add exactly those things, written from memory/hebbian.h,
+classes below subclass torch_ref's and add exactly those things, written from memory/crsd/hebbian.h,
 episodic.h, reservoir.h and crsd.h. Every case whose module torch_ref.py does cover (default
 options, empty initial state) is first run through torch_ref's own forward as well, and the two
 must agree to 1e-12, so the extensions cannot drift from torch_ref.py unnoticed. The language model
@@ -118,7 +118,7 @@ def set_hebbian_params(h, gamma, eta):
 
 
 def set_reservoir_buffers(r, input_scale, spectral_radius):
-    """W_in ~ U(-input_scale, input_scale), W_res = rho Q with Q orthogonal (memory/reservoir.h)."""
+    """W_in ~ U(-input_scale, input_scale), W_res = rho Q with Q orthogonal (memory/crsd/reservoir.h)."""
     with torch.no_grad():
         r.w_in.uniform_(-input_scale, input_scale)
         q, rr = torch.linalg.qr(torch.randn(r.w_res.shape, dtype=torch.float64))
@@ -176,7 +176,7 @@ def assert_same(got, want, what):
 
 # ----------------------------------------------------- torch_ref's modules, with the engram options
 class HebbianMemory(ref.HebbianMemory):
-    """+ an initial state h0, the final state, top-k recall and detach_memory (memory/hebbian.h):
+    """+ an initial state h0, the final state, top-k recall and detach_memory (memory/crsd/hebbian.h):
     H_t = gamma H_{t-1} + eta k̂_t v_t^T, r_t = H_t^T q̂_t; detach_memory cuts the gradient
     through H_{t-1} (also into h0); top_k keeps the k largest-|r| components of each recall."""
 
@@ -214,7 +214,7 @@ def keep_top_k_magnitude(x, k):
 
 class EpisodicBuffer(ref.EpisodicBuffer):
     """+ an initial state, the final state, top_k, recency_window and detach_memory
-    (memory/episodic.h, memory/episodic.cpp)."""
+    (memory/crsd/episodic.h, memory/crsd/episodic.cpp)."""
 
     def __init__(self, slots, temperature, decay, eps, top_k=0, recency_window=0,
                  detach_memory=False):
@@ -295,7 +295,7 @@ class EpisodicBuffer(ref.EpisodicBuffer):
 
 
 class Reservoir(ref.Reservoir):
-    """+ an initial state s0 and the final state (memory/reservoir.h)."""
+    """+ an initial state s0 and the final state (memory/crsd/reservoir.h)."""
 
     def run(self, u, s0=None):
         B, T, _ = u.shape
@@ -344,7 +344,7 @@ def init_cell(cell, cfg):
 
 class CRSDCell(ref.CRSDCell):
     """torch_ref.CRSDCell with the extended children, + the whole state (reservoir, hidden,
-    Hebbian matrix, episodic slots) in and out, and the ablations (memory/crsd.h)."""
+    Hebbian matrix, episodic slots) in and out, and the ablations (memory/crsd/crsd.h)."""
 
     def __init__(self, cfg):
         super().__init__(cell_meta(cfg))

@@ -1,5 +1,5 @@
-// memory/reservoir.cpp — see reservoir.h.
-#include "memory/reservoir.h"
+// memory/crsd/reservoir.cpp — see reservoir.h.
+#include "memory/crsd/reservoir.h"
 
 #include "nn/init.h"
 

@@ -1,4 +1,4 @@
-// memory/reservoir.h — Reservoir: a fixed echo-state network (leaky, tanh).
+// memory/crsd/reservoir.h — Reservoir: a fixed echo-state network (leaky, tanh).
 //
 //   s_t = (1 - leak) s_{t-1} + leak * tanh(W_in u_t + W_res s_{t-1})       s [B, R], u [B, C]
 // W_res = rho * Q with Q a random orthogonal matrix, so every eigenvalue of W_res has modulus

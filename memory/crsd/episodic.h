@@ -1,4 +1,4 @@
-// memory/episodic.h — EpisodicBuffer: a fixed number of key/value slots with priority writes.
+// memory/crsd/episodic.h — EpisodicBuffer: a fixed number of key/value slots with priority writes.
 //
 // State per sequence b: keys K [S, d_k], values V [S, d_v], importance p [S], age a [S] (steps
 // since written) and filled f [S] in {0, 1}. One step with query q_t, key k_t, value v_t:

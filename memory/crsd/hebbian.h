@@ -1,4 +1,4 @@
-// memory/hebbian.h — HebbianMemory: a fast-weight matrix written by outer products.
+// memory/crsd/hebbian.h — HebbianMemory: a fast-weight matrix written by outer products.
 //
 // State H [B, d_k, d_v] (one matrix per sequence in the batch), updated every step by
 //     H_t = gamma * H_{t-1} + eta * k̂_t v_t^T          gamma = sigmoid(gamma_logit) in (0, 1)

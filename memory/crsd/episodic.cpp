@@ -1,5 +1,5 @@
-// memory/episodic.cpp — see episodic.h.
-#include "memory/episodic.h"
+// memory/crsd/episodic.cpp — see episodic.h.
+#include "memory/crsd/episodic.h"
 
 #include <cmath>
 

@@ -1,5 +1,5 @@
-// memory/crsd.cpp — see crsd.h for the equations.
-#include "memory/crsd.h"
+// memory/crsd/crsd.cpp — see crsd.h for the equations.
+#include "memory/crsd/crsd.h"
 
 namespace engram::memory {
 

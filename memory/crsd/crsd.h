@@ -1,4 +1,4 @@
-// memory/crsd.h — CRSD: Contextual Recurrent Spectral Dual-memory cell and language model.
+// memory/crsd/crsd.h — CRSD: Contextual Recurrent Spectral Dual-memory cell and language model.
 //
 // One cell maps an input sequence u [B, T, C] to y [B, T, C] (C = d_model, M = d_mem,
 // R = reservoir size):
@@ -21,9 +21,9 @@
 // State (per layer: s, h, H, episodic slots) is passed in and returned, so the model runs a
 // whole segment at once (training) or one token at a time (generation) with the same outputs.
 #pragma once
-#include "memory/episodic.h"
-#include "memory/hebbian.h"
-#include "memory/reservoir.h"
+#include "memory/crsd/episodic.h"
+#include "memory/crsd/hebbian.h"
+#include "memory/crsd/reservoir.h"
 #include "nn/layers.h"
 #include "nn/spectral.h"
 

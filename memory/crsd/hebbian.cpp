@@ -1,5 +1,5 @@
-// memory/hebbian.cpp — see hebbian.h.
-#include "memory/hebbian.h"
+// memory/crsd/hebbian.cpp — see hebbian.h.
+#include "memory/crsd/hebbian.h"
 
 #include <cmath>
 
