@@ -57,6 +57,7 @@ std::shared_ptr<const Schema> schema() {
       int_field("semantic.dims", 100, 2, 2000, "LSA dimensions"),
       int_field("semantic.window", 5, 1, 100, "LSA co-occurrence window (+- words)"),
       int_field("fit.restarts", 4, 1, 1000, "random restarts of the fit"),
+      bool_field("fit.start_from_model", false, "the first restart starts at the model.* values"),
       int_field("fit.steps", 250, 1, 1000000, "Adam steps per restart"),
       real_field("fit.lr", 0.05, 1e-6, 10, "Adam learning rate on the unconstrained parameters"),
       int_field("sim.replications", 10, 1, 100000, "simulated runs of every list"),
@@ -164,7 +165,8 @@ std::map<std::string, double> plot_all(const Config& cfg, const Measures& obs, c
   const std::string dir = cfg.get_string("run.out");
   auto one = [&](const std::string& file, const std::string& title, const std::string& xl,
                  const std::string& yl, const cmr::Curve& o, const cmr::Curve* s) {
-    CurvePlot p{file, title, xl, yl, o.x, {{"observed", o.mean}}};
+    CurvePlot p{file, fmt::format("{} ({})", title, fs::path(cfg.get_string("data.path")).filename().string()),
+                xl, yl, o.x, {{"observed", o.mean}}};
     if (s) {
       p.series.push_back({sim_name, s->mean});
       gaps[file] = largest_gap(o.mean, s->mean);
@@ -195,6 +197,7 @@ cmr::FitResult run_fit(const Config& cfg, const cmr::FreeRecallData& data, const
   fo.lr = cfg.get_real("fit.lr"), fo.seed = (uint64_t)cfg.get_int("run.seed");
   fo.semantic = !sem.matrix.empty();
   fo.base = model_params(cfg);
+  fo.start_from_base = cfg.get_bool("fit.start_from_model");
   fmt::print("fit: {} lists, {} recall events, {} restarts x {} Adam steps (lr {}), pooled "
              "negative log-likelihood over all lists\n", batch.B,
              std::accumulate(batch.n_recalls.begin(), batch.n_recalls.end(), int64_t(0)),

@@ -62,7 +62,9 @@ FitResult fit(const ListBatch& batch, const FitOptions& opt,
   res.nll = std::numeric_limits<double>::infinity();
   Generator gen(opt.seed);
   for (int64_t r = 0; r < opt.restarts; ++r) {
-    Raw raw = raw_from(random_start(gen, opt));
+    CMRParams start = random_start(gen, opt);  // drawn every restart, so seeds line up
+    if (r == 0 && opt.start_from_base) start = opt.base;
+    Raw raw = raw_from(start);
     nn::AdamOptions ao;
     ao.lr = opt.lr;
     nn::Adam adam(raw.all(), ao);

@@ -25,6 +25,7 @@ struct FitOptions {
   uint64_t seed = 1;
   bool semantic = true;      // fit s (false: s = 0)
   CMRParams base;            // held parameters (L_cf, LCA fields) come from here
+  bool start_from_base = false;  // the first restart starts at `base` instead of at random
 };
 
 struct FitResult {
