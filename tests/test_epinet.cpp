@@ -1,0 +1,145 @@
+// tests/test_epinet.cpp — EpiNet's modules (memory/epinet/): the episodic memory's admission,
+// decay and eviction (the notebook's capacity-3 example), recall by hand on a tiny case, and f64
+// gradchecks of the soft recall and of the whole model from image to loss with a non-empty memory.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "autograd/gradcheck.h"
+#include "autograd/ops.h"
+#include "memory/epinet/model.h"
+#include "test_util.h"
+
+using namespace engram;
+using namespace engram::epinet;
+using engram::testing::contains;
+using engram::testing::error_of;
+
+namespace {
+
+// n traces with latents from `latents` (rows of d), labels 0..n-1, saliences r0.
+void offer(EpisodicMemory& mem, const std::vector<double>& r0, int64_t d) {
+  const int64_t n = (int64_t)r0.size();
+  std::vector<double> z(n * d);
+  for (int64_t i = 0; i < n * d; ++i) z[i] = double(i % 7) - 3;
+  std::vector<int64_t> y(n);
+  for (int64_t i = 0; i < n; ++i) y[i] = i;
+  mem.memorize(zeros({n, 1, 28, 28}), from_vector(z, {n, d}, DType::f32), from_vector(y, {n}),
+               from_vector(r0, {n}, DType::f64));
+}
+
+}  // namespace
+
+TEST_CASE("epinet memory: the notebook's capacity-3 example keeps r0 [4, 5, 3]") {
+  EpisodicMemory mem(3, 2, {1, 28, 28}, /*alpha=*/0.0);
+  offer(mem, {1, 2, 3, 4, 5}, 2);
+  CHECK_VEC(mem.initial_saliences(), {4, 5, 3});
+  CHECK(mem.size() == 3);
+  CHECK(mem.evictions() == 2);
+  CHECK_VEC(mem.labels().to_vector<int64_t>(), {3, 4, 2});  // the labels moved with their traces
+  // a trace below the lowest salience is skipped
+  offer(mem, {2.5}, 2);
+  CHECK_VEC(mem.initial_saliences(), {4, 5, 3});
+}
+
+TEST_CASE("epinet memory: salience decays with the step clock, and decayed traces are evicted") {
+  EpisodicMemory mem(2, 2, {1, 28, 28}, /*alpha=*/0.5);
+  offer(mem, {1.0, 2.0}, 2);  // both at t = 0
+  mem.tick(2);
+  std::vector<double> s = mem.saliences().to_vector<double>();
+  CHECK(s[0] == doctest::Approx(std::exp(-1.0)));
+  CHECK(s[1] == doctest::Approx(2 * std::exp(-1.0)));
+  // 0.5 beats the decayed 0.368 of trace 0 (its r0 of 1 would not have beaten it fresh)
+  offer(mem, {0.5}, 2);
+  CHECK_VEC(mem.initial_saliences(), {0.5, 2.0});
+  CHECK(mem.saliences().to_vector<double>()[0] == doctest::Approx(0.5));  // stored now: no decay
+  CHECK(mem.class_counts(3) == std::vector<int64_t>{1, 1, 0});
+  CHECK(contains(error_of([] { EpisodicMemory(0, 2); }), "capacity must be positive"));
+}
+
+TEST_CASE("epinet recall: hard and soft rules by hand, empty memory recalls zeros") {
+  // keys e1, e2, (e1 + e2)/sqrt2 with saliences 1, 2, 4; query e1.
+  const double r2 = std::sqrt(0.5);
+  Tensor keys = from_vector(std::vector<double>{1, 0, 0, 1, r2, r2}, {3, 2}, DType::f64);
+  Tensor sal = from_vector(std::vector<double>{1, 2, 4}, {3}, DType::f64);
+  Tensor q = from_vector(std::vector<double>{1, 0}, {1, 2}, DType::f64);
+  // scores: 1*1, 0*2, r2*4 = 2.83 -> top-2 = {key 2, key 0}
+  RecallOptions hard;
+  hard.top_k = 2, hard.eps = 0;
+  std::vector<double> r = recall(q, keys, sal, hard).to_vector<double>();
+  // weights by salience: 4/5 and 1/5 -> r = 0.8 (r2, r2) + 0.2 (1, 0)
+  CHECK(r[0] == doctest::Approx(0.8 * r2 + 0.2));
+  CHECK(r[1] == doctest::Approx(0.8 * r2));
+  RecallOptions soft = hard;
+  soft.mode = RecallMode::soft, soft.temperature = 1.0;
+  double a = std::exp(4 * r2), b = std::exp(1.0);
+  std::vector<double> rs = recall(q, keys, sal, soft).to_vector<double>();
+  CHECK(rs[0] == doctest::Approx((a * r2 + b) / (a + b)));
+  CHECK(rs[1] == doctest::Approx(a * r2 / (a + b)));
+  // top_k above the number of traces uses them all; an empty memory recalls zeros
+  hard.top_k = 10;
+  CHECK(recall(q, keys, sal, hard).to_vector<double>()[1] == doctest::Approx((2 + 4 * r2) / 7));
+  CHECK_VEC(recall(q, zeros({0, 2}, DType::f64), zeros({0}, DType::f64), hard).to_vector<double>(), {0, 0});
+  // the hard rule sends no gradient to the query; the soft one does, and is gradchecked
+  Tensor qg = from_vector(std::vector<double>{0.9, 0.3, -0.2, 0.7}, {2, 2}, DType::f64);
+  qg.requires_grad_(true);
+  RecallOptions hard2;
+  hard2.top_k = 2;
+  CHECK_FALSE(recall(qg, keys, sal, hard2).requires_grad());
+  qg.requires_grad_(false);
+  soft.top_k = 2, soft.temperature = 0.5;
+  auto fn = [&](const std::vector<Tensor>& in) { return recall(in[0], keys, sal, soft); };
+  GradcheckOptions opt;
+  opt.atol = 1e-8, opt.rtol = 1e-6;
+  GradcheckResult res = gradcheck(fn, {qg}, {true}, opt);
+  CHECK_MESSAGE(res.ok, res.message);
+}
+
+TEST_CASE("epinet model: gradchecked in f64 from image to loss with a non-empty memory") {
+  Generator g(4);
+  EpiNetConfig cfg;
+  cfg.d = 6, cfg.experts = 2, cfg.expert_hidden = 5, cfg.capacity = 4, cfg.classes = 3;
+  cfg.recall.top_k = 2, cfg.recall.mode = RecallMode::soft, cfg.recall.temperature = 0.5;
+  EpiNetModel model(cfg, &g);
+  model.to(DType::f64);
+  Tensor x = randn({2, 1, 28, 28}, DType::f64, &g), y = from_vector(std::vector<int64_t>{0, 2}, {2});
+  {
+    NoGradGuard ng;
+    Tensor xm = randn({3, 1, 28, 28}, DType::f64, &g);
+    Tensor zm = model.encoder->forward(xm);
+    model.memorize(xm, zm, from_vector(std::vector<int64_t>{0, 1, 2}, {3}), ones({3}, DType::f64));
+  }
+  REQUIRE(model.memory.size() == 3);
+  auto loss_of = [&](const Tensor& img) { return cross_entropy(model.forward(img).logits, y); };
+  // parameters of every part: the first conv's bias, the encoder's last bias, the gate, an expert
+  std::vector<Tensor> params;
+  for (auto& [name, p] : model.named_parameters())
+    if (name == "encoder.net.0.bias" || name == "encoder.net.7.bias" || name == "decoder.gate.weight" ||
+        name == "decoder.experts.1.fc2.bias")
+      params.push_back(p);
+  REQUIRE(params.size() == 4);
+  auto fn = [&](const std::vector<Tensor>&) { return loss_of(x); };
+  GradcheckOptions opt;
+  opt.atol = 1e-7, opt.rtol = 1e-6;
+  GradcheckResult res = gradcheck(fn, params, std::vector<bool>(params.size(), true), opt);
+  CHECK_MESSAGE(res.ok, res.message);
+  // and the gradient with respect to the image along a random direction v (784 x 2 central
+  // differences would be slow): <dL/dx, v> against (L(x + eps v) - L(x - eps v)) / (2 eps)
+  Tensor xi = raw::clone(x);
+  xi.requires_grad_(true);
+  backward(loss_of(xi));
+  Tensor v = randn(x.shape(), DType::f64, &g);
+  double analytic = sum(mul(xi.grad(), v)).item(), eps = 1e-6;
+  NoGradGuard ng;
+  double numeric = (loss_of(add(x, mul(v, eps))).item() - loss_of(sub(x, mul(v, eps))).item()) / (2 * eps);
+  CHECK(analytic == doctest::Approx(numeric).epsilon(1e-6));
+}
+
+TEST_CASE("epinet config: bad values are one-line errors naming them") {
+  EpiNetConfig c;
+  c.capacity = 0;
+  CHECK(contains(error_of([&] { c.validate(); }), "capacity must be positive"));
+  c = EpiNetConfig{};
+  c.recall.top_k = 5000;
+  CHECK(contains(error_of([&] { c.validate(); }), "top_k 5000 must be in [1, capacity 1000]"));
+}
