@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 
+#include "apps/common/epinet_train.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "memory/epinet/model.h"
@@ -194,4 +196,39 @@ TEST_CASE("epinet: a two-task run of a few steps trains, memorizes and replays")
   CHECK(counts[2] + counts[3] > 0);  // the second task's traces got in
   CHECK(first_task_losses.back() < first_task_losses.front());
   for (double l : first_task_losses) CHECK(std::isfinite(l));
+}
+
+TEST_CASE("epinet_split: a resumed run continues exactly (losses and accuracies bit for bit)") {
+  const std::string fmnist = "/usr/share/datasets/fashion-mnist";
+  if (!std::filesystem::is_directory(fmnist)) {
+    MESSAGE("skipped: " << fmnist << " (Debian's dataset-fashion-mnist) is not installed");
+    return;
+  }
+  engram::testing::TempDir tmp;
+  for (const char* method : {"epinet", "replay"}) {
+    CAPTURE(std::string(method));
+    apps::Config cfg(apps::epinet_split_schema());
+    for (std::string s : {"data.split=0,1|2,3|4,5", "data.train_per_class=16", "data.test_per_class=5",
+                          "train.epochs=1", "train.batch=16", "model.d=16", "model.experts=2",
+                          "model.expert_hidden=16", "memory.capacity=30", "memory.top_k=4",
+                          "replay.batch=8", "run.plots=false"})
+      cfg.apply_override(s);
+    cfg.set("run.method", method, "test");
+    cfg.set("run.out", tmp.file(std::string("full_") + method), "test");
+    std::FILE* devnull = std::fopen("/dev/null", "w");
+    apps::EpinetRun full = apps::train_epinet_split(cfg, "", devnull);
+    cfg.set("run.out", tmp.file(std::string("resumed_") + method), "test");
+    std::string ckpt = tmp.file(std::string("full_") + method) + "/checkpoints/task_1.safetensors";
+    apps::EpinetRun resumed = apps::train_epinet_split(cfg, ckpt, devnull);
+    REQUIRE(full.losses.size() == 6);  // 3 tasks x 32 images / 16
+    CHECK(resumed.losses == full.losses);
+    CHECK(resumed.steps == full.steps);
+    for (size_t i = 0; i < full.R.size(); ++i)
+      for (size_t j = 0; j <= i; ++j) CHECK(resumed.R[i][j] == full.R[i][j]);
+    // a changed setting is refused, naming it
+    cfg.apply_override("train.lr=0.01");
+    CHECK(contains(error_of([&] { apps::train_epinet_split(cfg, ckpt, devnull); }),
+                   "differs from the checkpoint's in 'train.lr'"));
+    std::fclose(devnull);
+  }
 }

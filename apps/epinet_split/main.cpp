@@ -2,6 +2,7 @@
 // Fashion-MNIST classes, against the standard continual-learning baselines.
 //
 //   build/apps/epinet_split [--method M] [--config FILE] [--set key=value ...] [--seed S] [--out DIR]
+//                           [--resume <run>/checkpoints/task_N.safetensors]
 //
 // Methods (same encoder, decoder, optimizer and budget):
 //   finetune       no memory: the lower bound
@@ -13,242 +14,20 @@
 // Scenarios (run.scenario): class-IL (one 10-way head, no task id at test) or task-IL (logits
 // masked to the current task's classes, at train and test). After every task the model is
 // tested on every task: R[i][j] (apps/common/continual_metrics.h), ACC, BWT, forgetting.
-// Ends with `final: method=... scenario=... tasks=N avg_acc=X bwt=X forgetting=X`.
+// Ends with `final: method=... scenario=... tasks=N avg_acc=X bwt=X forgetting=X`. The run itself
+// is apps/common/epinet_train.h (checkpoint after every task; --resume continues exactly).
 #include <CLI/CLI.hpp>
 
-#include <chrono>
-#include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
-
 #include "apps/common/app_main.h"
-#include "apps/common/config.h"
-#include "apps/common/continual.h"
-#include "apps/common/curve_plot.h"
-#include "apps/common/idx.h"
-#include "autograd/ops.h"
-#include "memory/epinet/model.h"
-#include "nn/optim.h"
+#include "apps/common/epinet_train.h"
+#include "nn/checkpoint.h"
 
 using namespace engram;
 using namespace engram::apps;
-namespace fs = std::filesystem;
-
-namespace {
-
-std::shared_ptr<const Schema> schema() {
-  std::vector<FieldSpec> f = {
-      string_field("data.path", "/usr/share/datasets/fashion-mnist", "folder of the IDX files"),
-      string_field("data.split", "standard", "standard (0/1|2/3|...), notebook (0-4|5-9), or '0,1|2,3|...'"),
-      int_field("data.train_per_class", 500, 0, 1000000, "training images per class (0 = all)"),
-      int_field("data.test_per_class", 200, 0, 1000000, "test images per class (0 = all)"),
-      choice_field("run.method", "epinet", {"finetune", "replay", "epinet-recall", "epinet", "joint"},
-                   "what to train"),
-      choice_field("run.scenario", "class-il", {"class-il", "task-il"}, "continual-learning scenario"),
-      int_field("run.seed", 1, 0, int64_t(1) << 53, "seed of initialisation, batches and memory"),
-      string_field("run.out", "runs/epinet_split", "run directory"),
-      bool_field("run.plots", true, "draw PNGs with gnuplot when installed"),
-      int_field("train.epochs", 3, 1, 1000, "epochs per task"),
-      int_field("train.batch", 64, 1, 100000, "current-task batch size"),
-      real_field("train.lr", 1e-3, 1e-8, 10, "Adam learning rate"),
-      int_field("model.d", 128, 1, 4096, "latent size"),
-      int_field("model.experts", 4, 1, 64, "decoder experts"),
-      int_field("model.expert_hidden", 128, 1, 4096, "hidden units per expert"),
-      int_field("memory.capacity", 1000, 1, 1000000, "traces in the episodic memory / replay buffer"),
-      real_field("memory.alpha", 0.001, 0, 10, "salience decay per training step"),
-      int_field("memory.top_k", 8, 1, 1000000, "traces recalled per query"),
-      choice_field("memory.recall", "hard", {"hard", "soft"}, "recall weights: salience, or softmax"),
-      real_field("memory.temperature", 0.1, 1e-6, 100, "soft recall temperature"),
-      choice_field("memory.salience", "loss", {"loss", "constant", "novelty"}, "salience of a new trace"),
-      real_field("replay.beta", 0.5, 0, 100, "weight of the replay loss"),
-      int_field("replay.batch", 64, 1, 100000, "replay batch size"),
-      choice_field("replay.buffer", "reservoir", {"reservoir", "class_balanced"}, "the replay baseline's buffer"),
-  };
-  return std::make_shared<const Schema>("epinet_split", std::move(f));
-}
-
-epinet::EpiNetConfig model_config(const Config& cfg, const std::string& method) {
-  epinet::EpiNetConfig m;
-  m.d = cfg.get_int("model.d"), m.experts = cfg.get_int("model.experts");
-  m.expert_hidden = cfg.get_int("model.expert_hidden"), m.capacity = cfg.get_int("memory.capacity");
-  m.alpha = cfg.get_real("memory.alpha");
-  m.recall.top_k = cfg.get_int("memory.top_k");
-  m.recall.mode = cfg.get_string("memory.recall") == "soft" ? epinet::RecallMode::soft : epinet::RecallMode::hard;
-  m.recall.temperature = cfg.get_real("memory.temperature");
-  const std::string s = cfg.get_string("memory.salience");
-  m.salience = s == "loss" ? epinet::SalienceKind::loss
-                           : s == "constant" ? epinet::SalienceKind::constant : epinet::SalienceKind::novelty;
-  m.use_recall = method == "epinet" || method == "epinet-recall";
-  ENGRAM_CHECK(m.recall.top_k <= m.capacity, "memory.top_k = {} exceeds memory.capacity = {}",
-               m.recall.top_k, m.capacity);
-  m.validate();
-  return m;
-}
-
-Tensor images_of(const ImageDataset& batch) {
-  return raw::reshape(batch.images, {batch.size(), 1, 28, 28});
-}
-
-// Test accuracy on one task's test images, with the scenario's mask for that task.
-double evaluate(epinet::EpiNetModel& model, const ImageDataset& test, const std::vector<int64_t>& idx,
-                const Tensor& mask) {
-  NoGradGuard ng;
-  int64_t correct = 0;
-  for (size_t b = 0; b < idx.size(); b += 500) {
-    std::vector<int64_t> part(idx.begin() + b, idx.begin() + std::min(idx.size(), b + 500));
-    ImageDataset batch = gather(test, part);
-    Tensor logits = model.forward(images_of(batch)).logits;
-    correct += count_correct(logits, batch.labels, mask.defined() ? &mask : nullptr);
-  }
-  return double(correct) / double(idx.size());
-}
-
-int run(Config& cfg) {
-  auto t0 = std::chrono::steady_clock::now();
-  const std::string method = cfg.get_string("run.method"), dir = cfg.get_string("run.out");
-  const Scenario scenario = parse_scenario(cfg.get_string("run.scenario"), "run.scenario");
-  const TaskSplit split = parse_split(cfg.get_string("data.split"), "data.split");
-  epinet::EpiNetConfig mcfg = model_config(cfg, method);
-  const std::string data_dir = cfg.get_string("data.path");
-  ENGRAM_CHECK(fs::is_directory(data_dir), "data.path '{}' is not a folder: install Debian's "
-               "dataset-fashion-mnist or pass --set data.path=DIR", data_dir);
-  ImageDataset train = load_mnist_split(data_dir, true), test = load_mnist_split(data_dir, false);
-  Generator gen((uint64_t)cfg.get_int("run.seed"));
-  const int64_t tpc = cfg.get_int("data.train_per_class"), epc = cfg.get_int("data.test_per_class");
-  std::vector<std::vector<int64_t>> train_idx = task_indices(train.labels, split, tpc > 0 ? tpc : -1, &gen);
-  std::vector<std::vector<int64_t>> test_idx = task_indices(test.labels, split, epc > 0 ? epc : -1, &gen);
-  const int64_t T = split.num_tasks(), K = 10, B = cfg.get_int("train.batch");
-  const int64_t epochs = cfg.get_int("train.epochs"), RB = cfg.get_int("replay.batch");
-  const double beta = cfg.get_real("replay.beta");
-
-  epinet::EpiNetModel model(mcfg, &gen);
-  nn::AdamOptions ao;
-  ao.lr = cfg.get_real("train.lr");
-  nn::Adam opt(model.parameters(), ao);
-  std::unique_ptr<ReplayBuffer> buffer;
-  if (method == "replay")
-    buffer = make_replay_buffer(cfg.get_string("replay.buffer"), mcfg.capacity, "replay.buffer");
-  fs::create_directories(dir);
-  std::ofstream(fs::path(dir) / "config.yaml") << cfg.to_yaml();
-  fmt::print("epinet_split: {} on {} | split {} ({} tasks), {} | {} train / task, {} parameters, "
-             "memory {} traces\n", method, data_dir, split.str(), T, scenario_name(scenario),
-             train_idx[0].size(), model.num_parameters(), mcfg.capacity);
-
-  // joint: one phase over every task's data, as many steps as the sequential runs take in all
-  std::vector<std::vector<int64_t>> phases = train_idx;
-  if (method == "joint") {
-    std::vector<int64_t> all;
-    for (auto& t : train_idx) all.insert(all.end(), t.begin(), t.end());
-    phases = {all};
-  }
-  AccuracyMatrix R = make_accuracy_matrix(T);
-  std::vector<double> losses;
-  int64_t step = 0;
-  for (size_t phase = 0; phase < phases.size(); ++phase) {
-    const int64_t task = method == "joint" ? T - 1 : (int64_t)phase;
-    Tensor mask = method == "joint" ? Tensor() : scenario_mask(scenario, split, task, K);
-    double phase_loss = 0;
-    int64_t phase_steps = 0;
-    for (int64_t e = 0; e < epochs; ++e) {
-      std::vector<int64_t> order = shuffled(phases[phase], gen);
-      for (size_t b = 0; b < order.size(); b += B) {
-        std::vector<int64_t> part(order.begin() + b, order.begin() + std::min(order.size(), b + B));
-        ImageDataset batch = gather(train, part);
-        Tensor x = images_of(batch);
-        epinet::EpiNetOutput out = model.forward(x);
-        Tensor logits = method == "joint" && scenario == Scenario::task_il
-                            ? apply_logit_mask(out.logits, task_mask_for_labels(batch.labels, split, K))
-                            : apply_logit_mask(out.logits, mask);
-        Tensor per_sample = cross_entropy(logits, batch.labels, -100, 0.0, Reduction::none);
-        Tensor loss = mean(per_sample);
-        // replay: a batch from the buffer (replay) or from the episodic memory (epinet), each
-        // sample masked to its own task under task-IL
-        ImageDataset old;
-        if (buffer && buffer->size() > 0) old = gather(train, buffer->sample(RB, gen));
-        if (method == "epinet" && model.memory.size() > 0) {
-          const int64_t n = std::min<int64_t>(RB, model.memory.size());
-          std::vector<int64_t> pick = shuffled([&] {
-            std::vector<int64_t> v(model.memory.size());
-            for (size_t i = 0; i < v.size(); ++i) v[i] = (int64_t)i;
-            return v;
-          }(), gen);
-          pick.resize(n);
-          Tensor idx = from_vector(pick, {n});
-          old.images = raw::reshape(index_select(model.memory.inputs(), 0, idx), {n, 28, 28});
-          old.labels = index_select(model.memory.labels(), 0, idx);
-        }
-        if (old.images.defined()) {
-          Tensor ol = model.forward(images_of(old)).logits;
-          if (scenario == Scenario::task_il) ol = apply_logit_mask(ol, task_mask_for_labels(old.labels, split, K));
-          loss = add(loss, mul(cross_entropy(ol, old.labels), beta));
-        }
-        opt.zero_grad();
-        backward(loss);
-        opt.step();
-        ++step;
-        const double l = loss.item();
-        losses.push_back(l);
-        phase_loss += l, ++phase_steps;
-        if (buffer) buffer->add_batch(part, batch.labels.to_vector<int64_t>(), gen);
-        if (method == "epinet" || method == "epinet-recall")
-          model.memorize(x, out.z, batch.labels, model.salience_of(out.z, per_sample));
-        model.memory.tick();
-      }
-    }
-    // test on every task
-    for (int64_t j = 0; j < T; ++j)
-      R[task][j] = evaluate(model, test, test_idx[j], scenario_mask(scenario, split, j, K));
-    std::string occ;
-    if (method == "epinet" || method == "epinet-recall") {
-      std::vector<int64_t> c = model.memory.class_counts(K);
-      Tensor s = model.memory.saliences();
-      occ = fmt::format(" | memory {} traces, per class [{}], mean salience {:.3g}, evictions {}",
-                        model.memory.size(), fmt::join(c, " "), s.numel() ? mean(s).item() : 0.0,
-                        model.memory.evictions());
-    } else if (buffer) {
-      occ = fmt::format(" | buffer per class [{}]", fmt::join(buffer->occupancy(K), " "));
-    }
-    fmt::print("after task {} ({} steps, mean loss {:.4f}): acc per task [{}]{}\n", task + 1,
-               phase_steps, phase_loss / double(std::max<int64_t>(phase_steps, 1)),
-               fmt::join(R[task], " "), occ);
-    std::fflush(stdout);
-  }
-  const int64_t last = T - 1;
-  // joint trains once on everything: only its last row exists, so transfer and forgetting are
-  // undefined (NaN) and the average accuracy is that row's mean
-  ContinualSummary sum;
-  if (method == "joint") {
-    sum.tasks = T, sum.bwt = sum.forgetting = sum.avg_incremental_acc = NAN;
-    for (double a : R[last]) sum.avg_acc += a / double(T);
-  } else {
-    sum = summarize(R, last);
-  }
-  std::vector<std::string> extra = {fmt::format("\"method\": \"{}\"", method),
-                                    fmt::format("\"scenario\": \"{}\"", scenario_name(scenario)),
-                                    fmt::format("\"seed\": {}", cfg.get_int("run.seed"))};
-  write_accuracy_csv(dir, R);
-  write_accuracy_json(dir, R, "accuracy_matrix", extra);
-  if (cfg.get_bool("run.plots")) {
-    fmt::print("plot: {}\n", write_accuracy_heatmap(dir, R, "accuracy_matrix",
-                                                    fmt::format("{} ({})", method, scenario_name(scenario))));
-    CurvePlot p{"loss", fmt::format("training loss ({})", method), "step", "loss", {}, {{"loss", losses}}};
-    for (size_t i = 0; i < losses.size(); ++i) p.x.push_back(double(i + 1));
-    p.ymax = *std::max_element(losses.begin(), losses.end());
-    fmt::print("plot: {}\n", write_curve_plot(dir, p));
-  }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  fmt::print("final: method={} scenario={} tasks={} avg_acc={:.4f} bwt={:.4f} forgetting={:.4f} "
-             "steps={} seconds={:.1f}\n", method, scenario_name(scenario), T, sum.avg_acc, sum.bwt,
-             sum.forgetting, step, secs);
-  return 0;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"EpiNet and continual-learning baselines on split Fashion-MNIST"};
-  std::string config_file, method, out;
+  std::string config_file, method, out, resume;
   std::vector<std::string> sets;
   int64_t seed = -1;
   bool help_config = false;
@@ -257,18 +36,26 @@ int main(int argc, char** argv) {
   app.add_option("--method", method, "finetune | replay | epinet-recall | epinet | joint");
   app.add_option("--seed", seed, "run.seed");
   app.add_option("--out", out, "run directory (run.out)");
+  app.add_option("--resume", resume, "continue from <run>/checkpoints/task_N.safetensors");
   app.add_flag("--help-config", help_config, "print every config key and exit");
   return parse_and_run(app, argc, argv, [&] {
     if (help_config) {
-      std::fputs(schema()->help().c_str(), stdout);
+      std::fputs(epinet_split_schema()->help().c_str(), stdout);
       return 0;
     }
-    Config cfg(schema());
+    Config cfg(epinet_split_schema());
+    // a resumed run starts from the checkpoint's own settings (the run dir may differ)
+    if (!resume.empty()) {
+      nn::Metadata meta = nn::load_safetensors(resume).metadata;
+      ENGRAM_CHECK(meta.count("config"), "--resume '{}': no config in the checkpoint", resume);
+      cfg.merge_yaml(meta.at("config"), resume);
+    }
     if (!config_file.empty()) cfg.merge_yaml_file(config_file);
     for (const std::string& s : sets) cfg.apply_override(s);
     if (!method.empty()) cfg.set("run.method", method, "--method");
     if (!out.empty()) cfg.set("run.out", out, "--out");
     if (seed >= 0) cfg.set("run.seed", std::to_string(seed), "--seed");
-    return run(cfg);
+    train_epinet_split(cfg, resume);
+    return 0;
   });
 }

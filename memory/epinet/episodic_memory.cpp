@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <tuple>
 
 namespace engram::epinet {
 
@@ -75,6 +76,51 @@ Tensor EpisodicMemory::saliences() const {
 std::vector<double> EpisodicMemory::initial_saliences() const {
   return {r0_.begin(), r0_.begin() + size_};
 }
+std::vector<std::pair<std::string, Tensor>> EpisodicMemory::state_tensors() const {
+  return {{"memory.inputs", x_}, {"memory.latents", z_}, {"memory.labels", y_},
+          {"memory.r0", from_vector(r0_, {capacity_}, DType::f64)}, {"memory.tau", from_vector(tau_, {capacity_})}};
+}
+
+std::map<std::string, std::string> EpisodicMemory::state_metadata() const {
+  return {{"memory.size", std::to_string(size_)}, {"memory.now", std::to_string(now_)},
+          {"memory.evictions", std::to_string(evictions_)}};
+}
+
+void EpisodicMemory::load_state(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                const std::map<std::string, std::string>& metadata) {
+  auto find = [&](const std::string& name) {
+    for (const auto& [n, t] : tensors)
+      if (n == name) return t;
+    ENGRAM_FAIL("EpisodicMemory::load_state: no tensor '{}'", name);
+  };
+  auto count = [&](const std::string& key) {
+    auto it = metadata.find(key);
+    ENGRAM_CHECK(it != metadata.end(), "EpisodicMemory::load_state: no metadata '{}'", key);
+    try {
+      return (int64_t)std::stoll(it->second);
+    } catch (const std::exception&) {
+      ENGRAM_FAIL("EpisodicMemory::load_state: '{}' = '{}' is not an integer", key, it->second);
+    }
+  };
+  Tensor x = find("memory.inputs"), z = find("memory.latents"), y = find("memory.labels");
+  Tensor r0 = find("memory.r0"), tau = find("memory.tau");
+  for (auto [t, like, name] : {std::tuple{x, x_, "memory.inputs"}, {z, z_, "memory.latents"},
+                               {y, y_, "memory.labels"}})
+    ENGRAM_CHECK(t.shape() == like.shape() && t.dtype() == like.dtype(),
+                 "EpisodicMemory::load_state: '{}' is {} {}, this memory's is {} {}", name,
+                 dtype_name(t.dtype()), shape_str(t.shape()), dtype_name(like.dtype()), shape_str(like.shape()));
+  ENGRAM_CHECK(r0.numel() == capacity_ && tau.numel() == capacity_,
+               "EpisodicMemory::load_state: r0/tau hold {}/{} values for capacity {}", r0.numel(),
+               tau.numel(), capacity_);
+  const int64_t size = count("memory.size");
+  ENGRAM_CHECK(size >= 0 && size <= capacity_, "EpisodicMemory::load_state: size {} outside [0, {}]",
+               size, capacity_);
+  raw::copy_(x_, x), raw::copy_(z_, z), raw::copy_(y_, y);
+  r0_ = r0.to_vector<double>();
+  tau_ = tau.to_vector<int64_t>();
+  size_ = size, now_ = count("memory.now"), evictions_ = count("memory.evictions");
+}
+
 std::vector<int64_t> EpisodicMemory::class_counts(int64_t n_classes) const {
   std::vector<int64_t> c(n_classes, 0);
   for (int64_t m = 0; m < size_; ++m) {

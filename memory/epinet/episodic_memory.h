@@ -14,6 +14,8 @@
 // otherwise skip. The notebook's check: capacity 3, r0 = 1..5 added in order -> r0 [4, 5, 3].
 // Storage is preallocated [capacity, ...] tensors written row by row (no concatenation).
 #pragma once
+#include <map>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -42,6 +44,15 @@ class EpisodicMemory {
   std::vector<int64_t> class_counts(int64_t n_classes) const;
 
   double alpha;
+
+  // Everything that defines the memory, for checkpoints: the stores, r0 and tau as tensors
+  // ("memory.inputs", "memory.latents", "memory.labels", "memory.r0", "memory.tau") and the
+  // counters as strings ("memory.size", "memory.now", "memory.evictions"). load_state checks
+  // shapes and counters against this memory's capacity and throws naming what differs.
+  std::vector<std::pair<std::string, Tensor>> state_tensors() const;
+  std::map<std::string, std::string> state_metadata() const;
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                  const std::map<std::string, std::string>& metadata);
 
  private:
   int64_t capacity_, d_, size_ = 0, now_ = 0, evictions_ = 0;
