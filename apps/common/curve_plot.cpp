@@ -37,10 +37,11 @@ std::string write_curve_plot(const std::string& dir, const CurvePlot& plot) {
   if (!on_path("gnuplot")) return fmt::format("{} (no PNG: gnuplot not installed)", csv);
   const std::string png = (fs::path(dir) / (plot.file + ".png")).string();
   std::string lines;
-  const char* colours[] = {"#222222", "#cc3311", "#4477aa", "#228833"};
+  const char* colours[] = {"#222222", "#cc3311", "#4477aa", "#228833", "#ccbb44",
+                           "#66ccee", "#aa3377", "#bbbbbb", "#ee7733", "#009988"};
   for (size_t k = 0; k < plot.series.size(); ++k)
     lines += fmt::format("{}'{}' using 1:{} with {} lw 2 lc rgb '{}' {}title '{}'", k ? ", \\\n  " : "",
-                         csv, k + 2, k == 0 ? "linespoints" : "lines", colours[k % 4],
+                         csv, k + 2, k == 0 ? "linespoints" : "lines", colours[k % 10],
                          k == 0 ? "pt 7 ps 1.2 " : "", plot.series[k].name);
   const std::string script = fmt::format(R"(set datafile separator ','
 set terminal png size 720,540 font ',12'

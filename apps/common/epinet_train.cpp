@@ -104,7 +104,8 @@ const ImageDataset& cached_split(const std::string& dir, bool train) {
 // The run's position and results so far, as checkpoint metadata.
 nn::Metadata progress_metadata(const Config& cfg, int64_t next_task, int64_t step,
                                const std::vector<double>& losses, const AccuracyMatrix& R,
-                               const ReplayBuffer* buffer) {
+                               const ReplayBuffer* buffer,
+                               const std::vector<std::vector<int64_t>>& occupancy) {
   nlohmann::json r = nlohmann::json::array();
   for (const auto& row : R) {
     nlohmann::json jr = nlohmann::json::array();
@@ -113,7 +114,8 @@ nn::Metadata progress_metadata(const Config& cfg, int64_t next_task, int64_t ste
   }
   nn::Metadata m = {{"app", "epinet_split"}, {"config", cfg.to_yaml()},
                     {"next_task", std::to_string(next_task)}, {"step", std::to_string(step)},
-                    {"losses", nlohmann::json(losses).dump()}, {"R", r.dump()}};
+                    {"losses", nlohmann::json(losses).dump()}, {"R", r.dump()},
+                    {"occupancy", nlohmann::json(occupancy).dump()}};
   if (buffer) m["replay_buffer"] = nlohmann::json(buffer->state()).dump();
   return m;
 }
@@ -163,6 +165,7 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
   }
   AccuracyMatrix R = make_accuracy_matrix(T);
   std::vector<double> losses;
+  std::vector<std::vector<int64_t>> occupancy;  // stored traces per class after each task
   int64_t step = 0;
   size_t first_phase = 0;
   if (!resume.empty()) {
@@ -184,6 +187,7 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
     first_phase = std::stoul(meta("next_task"));
     step = std::stoll(meta("step"));
     losses = nlohmann::json::parse(meta("losses")).get<std::vector<double>>();
+    occupancy = nlohmann::json::parse(meta("occupancy")).get<std::vector<std::vector<int64_t>>>();
     nlohmann::json r = nlohmann::json::parse(meta("R"));
     for (size_t i = 0; i < r.size() && i < R.size(); ++i)
       for (size_t j = 0; j < r[i].size() && j < R[i].size(); ++j)
@@ -248,6 +252,7 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
     for (int64_t j = 0; j < T; ++j)
       R[task][j] = evaluate(model, test, test_idx[j], scenario_mask(scenario, split, j, K));
     std::string occ;
+    occupancy.push_back(buffer ? buffer->occupancy(K) : model.memory.class_counts(K));
     if (method == "epinet" || method == "epinet-recall") {
       std::vector<int64_t> c = model.memory.class_counts(K);
       Tensor s = model.memory.saliences();
@@ -266,7 +271,7 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
     fs::create_directories(fs::path(dir) / "checkpoints");
     nn::save_safetensors(ckpt + ".memory", model.memory.state_tensors(), model.memory.state_metadata());
     nn::save_checkpoint(ckpt, model, {&opt, nullptr, &gen},
-                        progress_metadata(cfg, (int64_t)phase + 1, step, losses, R, buffer.get()));
+                        progress_metadata(cfg, (int64_t)phase + 1, step, losses, R, buffer.get(), occupancy));
   }
   const int64_t last = T - 1;
   // joint trains once on everything: only its last row exists, so transfer and forgetting are
@@ -290,6 +295,31 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
     for (size_t i = 0; i < losses.size(); ++i) p.x.push_back(double(i + 1));
     p.ymax = *std::max_element(losses.begin(), losses.end());
     fmt::print(out, "plot: {}\n", write_curve_plot(dir, p));
+    // each task's test accuracy as the tasks go by (NaN before it was measured)
+    CurvePlot acc{"task_accuracy", fmt::format("accuracy per task over training ({}, {})", method,
+                                               scenario_name(scenario)),
+                  "tasks trained", "test accuracy", {}, {}};
+    for (int64_t i = 0; i < T; ++i) acc.x.push_back(double(i + 1));
+    for (int64_t j = 0; j < T; ++j) {
+      CurveSeries sj{fmt::format("task {}", j + 1), {}};
+      for (int64_t i = 0; i < T; ++i) sj.y.push_back(R[i][j]);
+      acc.series.push_back(sj);
+    }
+    fmt::print(out, "plot: {}\n", write_curve_plot(dir, acc));
+    // what the memory (or replay buffer) holds, per class, after each task
+    if (!occupancy.empty() && method != "finetune" && method != "joint") {
+      CurvePlot occ{"occupancy", fmt::format("stored traces per class ({})", method), "tasks trained",
+                    "traces", {}, {}};
+      for (size_t i = 0; i < occupancy.size(); ++i) occ.x.push_back(double(i + 1));
+      double most = 1;
+      for (int64_t c = 0; c < K; ++c) {
+        CurveSeries sc{fmt::format("class {}", c), {}};
+        for (const auto& row : occupancy) sc.y.push_back(double(row[c])), most = std::max(most, double(row[c]));
+        occ.series.push_back(sc);
+      }
+      occ.ymax = most * 1.1;
+      fmt::print(out, "plot: {}\n", write_curve_plot(dir, occ));
+    }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EpinetRun result{R, sum, losses, step, ""};
