@@ -5,7 +5,7 @@
 #   make golden     regenerate tests/golden/ with Debian's python3-torch
 #   make bench      training-step benchmarks against PyTorch, 1 thread and all cores
 #   make demo       install deps, build, train the tiny CRSD language model (apps/crsd_tiny)
-#   make data       download enwik8 into data/ and verify its checksum (needs a network)
+#   make data       download enwik8 and MNIST into data/ and verify their checksums (needs a network)
 #   make deps       install the Debian packages (scripts/install-deps.sh)
 #   make WERROR=1   warnings are errors (CI does this)
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
@@ -140,6 +140,7 @@ demo:
 # enwik8 for users with a network (never needed offline): then --data data/enwik8.
 data:
 	bash apps/common/fetch_enwik8.sh data
+	bash apps/common/fetch_mnist.sh data/mnist
 
 clean:
 	rm -rf $(BUILD)
