@@ -292,6 +292,55 @@ class CRSDLanguageModel(nn.Module):
         return self.head(self.norm(x))
 
 
+class EpiNet(nn.Module):
+    """The EpiNet notebook's classes: conv encoder, hard top-k recall, mixture-of-experts."""
+
+    class Expert(nn.Module):
+        def __init__(self, d_in, hidden, classes):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(d_in, hidden), nn.Linear(hidden, classes)
+
+        def forward(self, h):
+            return self.fc2(F.relu(self.fc1(h)))
+
+    class Decoder(nn.Module):
+        def __init__(self, d_in, hidden, classes, experts):
+            super().__init__()
+            self.gate = nn.Linear(d_in, experts)
+            self.experts = nn.ModuleList(EpiNet.Expert(d_in, hidden, classes) for _ in range(experts))
+
+        def forward(self, h):
+            g = torch.softmax(self.gate(h), -1)
+            return sum(g[:, e:e + 1] * expert(h) for e, expert in enumerate(self.experts))
+
+    def __init__(self, meta):
+        super().__init__()
+        d = int(meta["d"])
+        self.top_k, self.eps = int(meta["top_k"]), float(meta["eps"])
+        self.encoder = nn.Module()
+        self.encoder.net = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(1),
+            nn.Linear(64 * 7 * 7, d))
+        self.decoder = EpiNet.Decoder(2 * d, int(meta["hidden"]), int(meta["classes"]),
+                                      int(meta["experts"]))
+
+    def forward(self, x, keys, salience):
+        z = self.encoder.net(x)
+        score = F.normalize(z, dim=-1) @ F.normalize(keys, dim=-1).T * salience
+        idx = score.detach().topk(min(self.top_k, keys.shape[0]), dim=1).indices
+        s = salience[idx]
+        w = s / (s.sum(1, keepdim=True) + self.eps)
+        r = (w.unsqueeze(-1) * keys[idx]).sum(1)
+        return self.decoder(torch.cat([z, r], -1))
+
+
+def epinet_loss(model, data):
+    keys, sal = data["keys"], data["salience"]
+    return (F.cross_entropy(model(data["input"], keys, sal), data["target"]) +
+            0.5 * F.cross_entropy(model(data["replay_input"], keys, sal), data["replay_target"]))
+
+
 # ---------------------------------------------------------------- the workload table
 def lm_loss(model, data):
     logits = model(data["input"])
@@ -313,6 +362,7 @@ WORKLOADS = {  # name: (build(meta) -> module, loss(model, data) -> scalar)
     "transformer": (ByteTransformer, lm_loss),
     "spectral": (lambda meta: SpectralMix(int(meta["features"])), mean_square_loss),
     "hebbian": (HebbianRecall, mean_square_loss),
+    "epinet": (EpiNet, epinet_loss),
     "crsd_tiny": (CRSDLanguageModel, lm_loss),
 }
 

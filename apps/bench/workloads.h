@@ -19,6 +19,11 @@
 //   hebbian      q, k, v = Linear(128->64, no bias) of x [32, 128, 128]; the fused hebbian_scan
 //                H_t = sigmoid(g) H_{t-1} + softplus(e) k_t v_t^T, r_t = H_t^T q_t (raw q, k:
 //                no normalisation), loss mean(r^2)
+//   epinet       one EpiNet step with recall and replay (memory/epinet/): ConvEncoder (d 128) ->
+//                hard top-8 recall from 256 stored latents (cosine x salience, weights by salience)
+//                -> a 4-expert MoE over [z; r] (hidden 128, 10 classes); loss = CE(batch of 64) +
+//                0.5 CE(replay batch of 64). The memory's contents are part of the fixed batch;
+//                memorize() (a copy into preallocated slots) is not part of the step.
 //   crsd_tiny    apps/crsd_tiny's default model and batch (its built-in defaults, which are
 //                configs/tiny.yaml: a 2-layer byte-level memory::CRSDLanguageModel, d_model 128,
 //                d_mem 32, reservoir 128, 32 episodic slots; B 16 x T 128), built by the app's
@@ -40,6 +45,9 @@
 #include "apps/common/lm.h"
 #include "apps/common/trainer.h"
 #include "memory/crsd/crsd.h"
+#include "memory/epinet/encoder.h"
+#include "memory/epinet/recall.h"
+#include "nn/moe.h"
 #include "nn/attention.h"
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
@@ -59,7 +67,7 @@ struct Workload {
 
 inline const std::vector<std::string>& workload_names() {
   static const std::vector<std::string> names = {"mlp",      "cnn",     "lstm",     "transformer",
-                                                 "spectral", "hebbian", "crsd_tiny"};
+                                                 "spectral", "hebbian", "epinet", "crsd_tiny"};
   return names;
 }
 
@@ -256,6 +264,45 @@ inline Workload make_crsd_tiny(Generator& gen) {
   return Workload{"crsd_tiny", model, loss, {{"input", ids}, {"target", target}}, meta, 0};
 }
 
+// EpiNetModel's encoder and decoder, under its child names, with the memory given as data.
+class EpiNetStep : public nn::Module {
+ public:
+  EpiNetStep(int64_t d, int64_t hidden, int64_t classes, int64_t experts, Generator* gen) {
+    encoder = register_module("encoder", std::make_shared<epinet::ConvEncoder>(d, gen));
+    decoder = register_module("decoder", std::make_shared<nn::MixtureOfExperts>(
+                                             2 * d, hidden, classes, experts, 0,
+                                             nn::ActivationKind::relu, gen));
+  }
+  Tensor forward(const Tensor& x, const Tensor& keys, const Tensor& salience, int64_t top_k) {
+    Tensor z = encoder->forward(x);
+    epinet::RecallOptions o;
+    o.top_k = top_k;
+    return decoder->forward(cat({z, epinet::recall(z, keys, salience, o)}, -1)).output;
+  }
+  std::string type_name() const override { return "EpiNetStep"; }
+  std::shared_ptr<epinet::ConvEncoder> encoder;
+  std::shared_ptr<nn::MixtureOfExperts> decoder;
+};
+
+inline Workload make_epinet(Generator& gen) {
+  const int64_t B = 64, d = 128, M = 256, top_k = 8;
+  auto model = std::make_shared<EpiNetStep>(d, 128, 10, 4, &gen);
+  Tensor x = rand({B, 1, 28, 28}, DType::f32, &gen), y = randint(0, 10, {B}, &gen);
+  Tensor xr = rand({B, 1, 28, 28}, DType::f32, &gen), yr = randint(0, 10, {B}, &gen);
+  Tensor keys = randn({M, d}, DType::f32, &gen), salience = rand({M}, DType::f32, &gen);
+  auto loss = [model, x, y, xr, yr, keys, salience] {
+    return add(cross_entropy(model->forward(x, keys, salience, top_k), y),
+               mul(cross_entropy(model->forward(xr, keys, salience, top_k), yr), 0.5));
+  };
+  Workload w{"epinet", model, loss,
+             {{"input", x}, {"target", y}, {"replay_input", xr}, {"replay_target", yr},
+              {"keys", keys}, {"salience", salience}},
+             {{"d", std::to_string(d)}, {"hidden", "128"}, {"classes", "10"}, {"experts", "4"},
+              {"top_k", std::to_string(top_k)}, {"beta", "0.5"}, {"eps", "1e-08"}},
+             0};
+  return w;
+}
+
 // Builds the named workload from its own generator seeded with `seed`.
 inline Workload make_workload(const std::string& name, uint64_t seed) {
   Generator gen(seed);
@@ -266,6 +313,7 @@ inline Workload make_workload(const std::string& name, uint64_t seed) {
   else if (name == "transformer") w = make_transformer(gen);
   else if (name == "spectral") w = make_spectral(gen);
   else if (name == "hebbian") w = make_hebbian(gen);
+  else if (name == "epinet") w = make_epinet(gen);
   else if (name == "crsd_tiny") w = make_crsd_tiny(gen);
   else ENGRAM_FAIL("unknown workload '{}' (known: {})", name, fmt::join(workload_names(), ", "));
   w.meta["workload"] = name;

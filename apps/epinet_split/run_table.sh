@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# apps/epinet_split/run_table.sh — the README's table: every method, class-IL over seeds 1-3 and
-# task-IL over seed 1, two runs at a time (one thread each), then one line per run and the mean
+# apps/epinet_split/run_table.sh — the README's table: every method in class-IL and task-IL over
+# seeds 1-3, two runs at a time (one thread each), then one line per run and the mean
 # and spread per method and scenario.   usage: bash apps/epinet_split/run_table.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,8 +10,7 @@ mkdir -p "$out"
 export OMP_WAIT_POLICY=PASSIVE ENGRAM_NUM_THREADS=1
 jobs=()
 for m in ${METHODS:-finetune replay epinet-recall epinet joint}; do
-  for s in 1 2 3; do jobs+=("$m class-il $s"); done
-  jobs+=("$m task-il 1")
+  for s in 1 2 3; do jobs+=("$m class-il $s" "$m task-il $s"); done
 done
 run() {
   read -r m sc s <<< "$1"
