@@ -118,6 +118,7 @@ golden: $(BUILD)/tools/export_samples
 	/usr/bin/python3 tests/golden/make_golden.py $(BUILD)/op_samples.json tests/golden/ops.json
 	/usr/bin/python3 tests/golden/make_layer_golden.py tests/golden/layers.json
 	/usr/bin/python3 tests/golden/make_memory_golden.py tests/golden/memory.json
+	/usr/bin/python3 tests/golden/make_epinet_golden.py tests/golden/epinet.json
 	/usr/bin/python3 tests/golden/make_optim_golden.py
 
 # Training-step benchmarks against PyTorch (apps/bench, docs/benchmarks.md): the sgemm peak, then

@@ -1,12 +1,15 @@
 // tests/test_epinet.cpp — EpiNet's modules (memory/epinet/): the episodic memory's admission,
 // decay and eviction (the notebook's capacity-3 example), recall by hand on a tiny case, and f64
-// gradchecks of the soft recall and of the whole model from image to loss with a non-empty memory.
+// gradchecks of the soft recall and of the whole model from image to loss with a non-empty memory,
+// the model matched to its PyTorch twin (tests/golden/epinet.json), and a resumed app run.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <filesystem>
 
+#include "apps/bench/workloads.h"
 #include "apps/common/epinet_train.h"
+#include "autograd/golden.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "memory/epinet/model.h"
@@ -230,5 +233,56 @@ TEST_CASE("epinet_split: a resumed run continues exactly (losses and accuracies 
     CHECK(contains(error_of([&] { apps::train_epinet_split(cfg, ckpt, devnull); }),
                    "differs from the checkpoint's in 'train.lr'"));
     std::fclose(devnull);
+  }
+}
+
+TEST_CASE("epinet matches PyTorch: logits, loss and every gradient (tests/golden/epinet.json)") {
+  // The golden is apps/bench/torch_ref.EpiNet in float64 (tests/golden/make_epinet_golden.py);
+  // large gradients are stored as two fixed projections, sum(g sin(i+1)) and sum(g cos(i+1)).
+  const nlohmann::json doc = golden::load_json("epinet.json");
+  for (const nlohmann::json& c : doc.at("cases")) {
+    CAPTURE(c.at("name").get<std::string>());
+    const nlohmann::json& m = c.at("meta");
+    Generator g(0);
+    bench::EpiNetStep model(m.at("d"), m.at("hidden"), m.at("classes"), m.at("experts"), &g);
+    model.to(DType::f64);
+    // the inputs are float32 values written with 9 digits: rounding back to float32 recovers
+    // them exactly (9 digits identify a float32, not the double of its decimal expansion)
+    auto tensor = [](const nlohmann::json& j) {
+      Tensor t = from_vector(j.at("data").get<std::vector<double>>(), j.at("shape").get<Shape>(), DType::f32);
+      return raw::to_dtype(t, DType::f64);
+    };
+    size_t loaded = 0;
+    for (auto& [name, p] : model.named_parameters()) {
+      REQUIRE_MESSAGE(c.at("params").contains(name), "no golden parameter " << name);
+      Tensor v = tensor(c.at("params").at(name));
+      REQUIRE(v.shape() == p.shape());
+      raw::copy_(p, v);
+      ++loaded;
+    }
+    CHECK(loaded == c.at("params").size());  // and none left over
+    Tensor x = tensor(c.at("x"));
+    x.requires_grad_(true);
+    Tensor y = from_vector(c.at("y").get<std::vector<int64_t>>(), {x.size(0)});
+    Tensor logits = model.forward(x, tensor(c.at("keys")), tensor(c.at("salience")), m.at("top_k"));
+    Tensor loss = cross_entropy(logits, y);
+    std::vector<double> want_logits = c.at("logits").get<std::vector<double>>();
+    CHECK(engram::testing::max_abs_diff(logits.to_vector<double>(), want_logits) < 1e-12);
+    CHECK(loss.item() == doctest::Approx(c.at("loss").get<double>()).epsilon(1e-12));
+    backward(loss);
+    auto check_grad = [](const Tensor& got, const nlohmann::json& want, const std::string& what) {
+      CAPTURE(what);
+      std::vector<double> gv = got.to_vector<double>();
+      if (want.contains("data")) {
+        CHECK(engram::testing::max_abs_diff(gv, want.at("data").get<std::vector<double>>()) < 1e-12);
+        return;
+      }
+      double s = 0, co = 0;
+      for (size_t i = 0; i < gv.size(); ++i) s += gv[i] * std::sin(double(i + 1)), co += gv[i] * std::cos(double(i + 1));
+      CHECK(s == doctest::Approx(want.at("sin").get<double>()).epsilon(1e-10));
+      CHECK(co == doctest::Approx(want.at("cos").get<double>()).epsilon(1e-10));
+    };
+    for (auto& [name, p] : model.named_parameters()) check_grad(p.grad(), c.at("grads").at(name), name);
+    check_grad(x.grad(), c.at("x_grad"), "x");
   }
 }
