@@ -282,31 +282,16 @@ int run(Config& cfg) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Classic CMR on free-recall data: measures, a gradient-descent fit, simulation"};
-  std::string config_file, data, mode, out;
-  std::vector<std::string> sets;
-  int64_t seed = -1, steps = -1;
-  bool help_config = false;
-  app.add_option("--config", config_file, "YAML config file");
-  app.add_option("--set", sets, "key=value override (repeatable)");
-  app.add_option("--data", data, "psifr CSV (data.path)");
-  app.add_option("--mode", mode, "analyse | fit | simulate | recover (run.mode)");
-  app.add_option("--seed", seed, "run.seed");
-  app.add_option("--out", out, "run directory (run.out)");
-  app.add_option("--steps", steps, "Adam steps per restart (fit.steps)");
-  app.add_flag("--help-config", help_config, "print every config key and exit");
+  ConfigOptions options(app);
+  options.shortcut("--data", "data.path", "psifr CSV");
+  options.shortcut("--mode", "run.mode", "analyse | fit | simulate | recover");
+  options.shortcut("--seed", "run.seed", "seed of restarts and simulations");
+  options.shortcut("--out", "run.out", "run directory");
+  options.shortcut("--steps", "fit.steps", "Adam steps per restart");
   return parse_and_run(app, argc, argv, [&] {
-    if (help_config) {
-      std::fputs(schema()->help().c_str(), stdout);
-      return 0;
-    }
+    if (options.help_printed(*schema())) return 0;
     Config cfg(schema());
-    if (!config_file.empty()) cfg.merge_yaml_file(config_file);
-    for (const std::string& s : sets) cfg.apply_override(s);
-    if (!data.empty()) cfg.set("data.path", data, "--data");
-    if (!mode.empty()) cfg.set("run.mode", mode, "--mode");
-    if (!out.empty()) cfg.set("run.out", out, "--out");
-    if (seed >= 0) cfg.set("run.seed", std::to_string(seed), "--seed");
-    if (steps >= 0) cfg.set("fit.steps", std::to_string(steps), "--steps");
+    options.apply(cfg);
     return run(cfg);
   });
 }

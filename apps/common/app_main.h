@@ -6,6 +6,11 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "apps/common/config.h"
 
 namespace engram::apps {
 
@@ -24,5 +29,41 @@ inline int parse_and_run(CLI::App& app, int argc, char** argv, const std::functi
     return 2;
   }
 }
+
+// The command line of a config-driven app: --config FILE, --set key=value (repeatable),
+// --help-config, and shortcuts such as --seed S for one config key (run.seed). apply() layers
+// them onto a config in that order: the file, then every --set, then the shortcuts given.
+class ConfigOptions {
+ public:
+  explicit ConfigOptions(CLI::App& app) : app_(app) {
+    app.add_option("--config", file_, "YAML config file");
+    app.add_option("--set", sets_, "key=value override (repeatable)");
+    app.add_flag("--help-config", help_, "print every config key and exit");
+  }
+  // --flag VALUE writes VALUE to `key`.
+  void shortcut(const std::string& flag, const std::string& key, const std::string& doc) {
+    app_.add_option(flag, values_[flag], doc + " (" + key + ")");
+    keys_.emplace_back(flag, key);
+  }
+  // True (after printing the key table) when --help-config was given.
+  bool help_printed(const Schema& schema) const {
+    if (help_) std::fputs(schema.help().c_str(), stdout);
+    return help_;
+  }
+  void apply(Config& cfg) const {
+    if (!file_.empty()) cfg.merge_yaml_file(file_);
+    for (const std::string& s : sets_) cfg.apply_override(s);
+    for (const auto& [flag, key] : keys_)
+      if (const std::string& v = values_.at(flag); !v.empty()) cfg.set(key, v, flag);
+  }
+
+ private:
+  CLI::App& app_;
+  std::string file_;
+  std::vector<std::string> sets_;
+  bool help_ = false;
+  std::map<std::string, std::string> values_;
+  std::vector<std::pair<std::string, std::string>> keys_;
+};
 
 }  // namespace engram::apps

@@ -27,22 +27,14 @@ using namespace engram::apps;
 
 int main(int argc, char** argv) {
   CLI::App app{"EpiNet and continual-learning baselines on split Fashion-MNIST"};
-  std::string config_file, method, out, resume;
-  std::vector<std::string> sets;
-  int64_t seed = -1;
-  bool help_config = false;
-  app.add_option("--config", config_file, "YAML config file");
-  app.add_option("--set", sets, "key=value override (repeatable)");
-  app.add_option("--method", method, "finetune | replay | epinet-recall | epinet | joint");
-  app.add_option("--seed", seed, "run.seed");
-  app.add_option("--out", out, "run directory (run.out)");
+  ConfigOptions options(app);
+  options.shortcut("--method", "run.method", "finetune | replay | epinet-recall | epinet | joint");
+  options.shortcut("--seed", "run.seed", "seed of initialisation, batches and memory");
+  options.shortcut("--out", "run.out", "run directory");
+  std::string resume;
   app.add_option("--resume", resume, "continue from <run>/checkpoints/task_N.safetensors");
-  app.add_flag("--help-config", help_config, "print every config key and exit");
   return parse_and_run(app, argc, argv, [&] {
-    if (help_config) {
-      std::fputs(epinet_split_schema()->help().c_str(), stdout);
-      return 0;
-    }
+    if (options.help_printed(*epinet_split_schema())) return 0;
     Config cfg(epinet_split_schema());
     // a resumed run starts from the checkpoint's own settings (the run dir may differ)
     if (!resume.empty()) {
@@ -50,11 +42,7 @@ int main(int argc, char** argv) {
       ENGRAM_CHECK(meta.count("config"), "--resume '{}': no config in the checkpoint", resume);
       cfg.merge_yaml(meta.at("config"), resume);
     }
-    if (!config_file.empty()) cfg.merge_yaml_file(config_file);
-    for (const std::string& s : sets) cfg.apply_override(s);
-    if (!method.empty()) cfg.set("run.method", method, "--method");
-    if (!out.empty()) cfg.set("run.out", out, "--out");
-    if (seed >= 0) cfg.set("run.seed", std::to_string(seed), "--seed");
+    options.apply(cfg);
     train_epinet_split(cfg, resume);
     return 0;
   });
