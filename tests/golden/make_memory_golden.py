@@ -49,7 +49,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from make_layer_golden import write_golden  # same folder: the one writer of golden files
+from make_layer_golden import randn, tensor_json, write_golden  # same folder: shared helpers
 
 SEED = 20240
 MIN_MARGIN = 1e-3  # discrete choices must win by this much (float32 errors here are ~1e-6)
@@ -88,19 +88,6 @@ def top_k_gaps(values, k):
 
 
 # ------------------------------------------------------------------------------------ helpers
-def tensor_json(t):
-    t = t.detach().cpu()
-    if t.dtype in (torch.int64, torch.bool):
-        return {"shape": list(t.shape), "dtype": "i64", "data": [int(v) for v in t.reshape(-1)]}
-    # 9 significant digits round-trip a float32 exactly.
-    data = [float("%.9g" % v) for v in t.to(torch.float32).reshape(-1).tolist()]
-    return {"shape": list(t.shape), "dtype": "f32", "data": data}
-
-
-def randn(*shape, scale=1.0):
-    return (torch.randn(*shape) * scale).to(torch.float32)
-
-
 def randomize_constant_params(module):
     """Parameters PyTorch starts at a constant (ones, zeros, the filter's 1 + 0i) get random
     values around it, so their gradients are tested at a generic point."""
