@@ -4,6 +4,9 @@
 // (core/cpu/cpu_memory.cpp has the equations of forward and backward). A per-step loop of small
 // ops would record 4 nodes and allocate a [B, dk, dv] state per step; this records one node and
 // keeps only a state per chunk of steps for the backward.
+//
+// cmr_drift_scan runs episodic CMR's context drift (memory/cmr/context.h) over a whole sequence
+// in one node instead of ~10 small ops per token (core/cpu/cpu_cmr.cpp has both passes).
 #include "autograd/ops.h"
 #include "autograd/raw_ops.h"
 
@@ -47,6 +50,29 @@ HebbianScan hebbian_scan(const Tensor& q_in, const Tensor& k_in, const Tensor& v
                                       full(eta_shape, s[1], dt, q.device()), dh0};
          });
   return out;
+}
+
+Tensor cmr_drift_scan(const Tensor& cin_in, const Tensor& beta_in, const Tensor& c0_in) {
+  ENGRAM_CHECK(cin_in.dim() == 3 && beta_in.dim() == 2 && c0_in.dim() == 2 &&
+                   beta_in.shape()[0] == cin_in.shape()[0] &&
+                   beta_in.shape()[1] == cin_in.shape()[1] &&
+                   c0_in.shape()[0] == cin_in.shape()[0] && c0_in.shape()[1] == cin_in.shape()[2],
+               "cmr_drift_scan: expected cin [B, T, D], beta [B, T], c0 [B, D], got cin {} beta {} "
+               "c0 {}",
+               shape_str(cin_in.shape()), shape_str(beta_in.shape()), shape_str(c0_in.shape()));
+  rk::check_same(cin_in, beta_in, "cmr_drift_scan");
+  rk::check_same(cin_in, c0_in, "cmr_drift_scan");
+  Tensor cin = raw::contiguous(cin_in), beta = raw::contiguous(beta_in), c0 = raw::contiguous(c0_in);
+  Tensor c = empty(cin.shape(), cin.dtype(), cin.device());
+  ENGRAM_KERNEL(cin.device(), cmr_drift_scan)(cin, beta, c0, c);
+  // c_t = rho_t c_{t-1} + beta_t cin_t; dcin, dbeta, dc0 by the reverse walk in cpu_cmr.cpp
+  record1("cmr_drift_scan", {cin_in, beta_in, c0_in}, c, [cin, beta, c0, c](const Tensor& dy) {
+    Tensor dc = raw::contiguous(dy), dcin = empty_like(cin), dbeta = empty_like(beta),
+           dc0 = empty_like(c0);
+    ENGRAM_KERNEL(cin.device(), cmr_drift_scan_backward)(cin, beta, c0, c, dc, dcin, dbeta, dc0);
+    return std::vector<Tensor>{dcin, dbeta, dc0};
+  });
+  return c;
 }
 
 }  // namespace engram

@@ -39,6 +39,25 @@ void register_memory_ops(std::vector<OpInfo>& r) {
     return s;
   };
   r.push_back(op);
+
+  OpInfo drift;
+  drift.name = "cmr_drift_scan";
+  // The sum of squares of every context weighs each step differently, so no gradient cancels.
+  drift.fn = [](const Inputs& in, const json&) {
+    Tensor c = cmr_drift_scan(in[0], in[1], in[2]);
+    return sum(mul(c, c)) + sum(mul(select(c, 1, 0), in[2]));
+  };
+  drift.samples = [](Generator& g) {
+    auto make = [&](int64_t B, int64_t T, int64_t D, bool unit, std::string label) {
+      Tensor cin = rn(g, {B, T, D}), c0 = rn(g, {B, D});
+      if (unit) cin = normalize(cin), c0 = normalize(c0);  // the model's case: unit contexts
+      return sample(label, {cin, runif(g, {B, T}, 0.2, 0.8), c0});
+    };
+    return std::vector<OpSample>{make(2, 5, 3, true, "B2 T5 D3, unit rows"),
+                                 make(1, 1, 4, true, "a single step"),
+                                 make(3, 4, 2, false, "rows not unit length")};
+  };
+  r.push_back(drift);
 }
 
 }  // namespace engram

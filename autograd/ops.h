@@ -164,4 +164,30 @@ HebbianScan hebbian_scan(const Tensor& q, const Tensor& k, const Tensor& v, cons
                          const Tensor& eta, const Tensor& h0 = Tensor(), bool detach_memory = false,
                          int64_t chunk = 16);
 
+// Episodic CMR's context drift over time (memory/cmr/context.h's rule, row by row):
+//   c_t = rho_t c_{t-1} + beta_t cin_t,  rho_t = sqrt(1 + beta_t^2 ((c_{t-1}.cin_t)^2 - 1))
+//         - beta_t (c_{t-1}.cin_t),  c_{-1} = c0.
+// cin [B, T, D] (unit rows in the model), beta [B, T] in (0, 1), c0 [B, D]. Returns every c_t
+// [B, T, D]; the last context is its slice t = T - 1.
+Tensor cmr_drift_scan(const Tensor& cin, const Tensor& beta, const Tensor& c0);
+
+// ---- titans_ops.cpp ----
+// Titans neural memory (Behrouz, Zhong & Mirrokni 2024, arXiv:2501.00663) at depth 1: a linear
+// matrix memory M [dv, dk] trained while the sequence is read, by gradient steps with momentum and
+// forgetting on ||M k_t - v_t||^2, in chunks of `chunk` tokens whose gradients are all taken at
+// the chunk's starting weights M0_c (chunk = 1: the exact token-by-token rule):
+//   y_t = M_{t-1} q_t ;  e_t = 2 (M0_c k_t - v_t) ;  S_t = eta_t S_{t-1} - theta_t e_t k_t^T ;
+//   M_t = (1 - alpha_t) M_{t-1} + S_t ;  M_{-1} = m0, S_{-1} = s0.
+// q, k [B, T, dk], v [B, T, dv]; theta (inner learning rate), eta (momentum decay), alpha
+// (forgetting) [B, T]; m0, s0 [B, dv, dk] (s0 undefined = zeros). Every input gets a gradient,
+// the second-order path through M0_c included.
+struct TitansMemoryScan {
+  Tensor retrieved;  // y [B, T, dv]
+  Tensor memory;     // M after the last token [B, dv, dk]
+  Tensor momentum;   // S after the last token [B, dv, dk]
+};
+TitansMemoryScan titans_linear_memory(const Tensor& q, const Tensor& k, const Tensor& v,
+                                      const Tensor& theta, const Tensor& eta, const Tensor& alpha,
+                                      const Tensor& m0, const Tensor& s0, int64_t chunk);
+
 }  // namespace engram

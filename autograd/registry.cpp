@@ -12,6 +12,7 @@ void register_nn_ops(std::vector<OpInfo>& r);           // opinfo_nn.cpp
 void register_conv_ops(std::vector<OpInfo>& r);         // opinfo_conv.cpp
 void register_fft_scan_ops(std::vector<OpInfo>& r);     // opinfo_fft_scan.cpp
 void register_memory_ops(std::vector<OpInfo>& r);       // opinfo_memory.cpp
+void register_titans_ops(std::vector<OpInfo>& r);       // opinfo_titans.cpp
 
 const std::vector<OpInfo>& op_registry() {
   static const std::vector<OpInfo> registry = [] {
@@ -23,6 +24,7 @@ const std::vector<OpInfo>& op_registry() {
     register_conv_ops(r);
     register_fft_scan_ops(r);
     register_memory_ops(r);
+    register_titans_ops(r);
     return r;
   }();
   return registry;

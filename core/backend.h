@@ -121,6 +121,34 @@ struct Backend {
   void (*hebbian_scan_backward)(Tref q, Tref k, Tref v, double gamma, double eta, Tref checkpoints,
                                 int64_t chunk, Tref dr, Tref dh_last, bool detach_memory, Tref dq,
                                 Tref dk, Tref dv, Tref dh0, Tref grads) = nullptr;
+
+  // ---- episodic CMR (memory/cmr/episodic_cmr.h): context drift over time (cpu_cmr.cpp) ----
+  // Context drift along dim 1 of [B, T, D] (memory/cmr/context.h's rule, one row per head):
+  //   d_t = c_{t-1} . cin_t,  rho_t = sqrt(1 + beta_t^2 (d_t^2 - 1)) - beta_t d_t,
+  //   c_t = rho_t c_{t-1} + beta_t cin_t,  c_{-1} = c0 [B, D]; beta [B, T]; writes c [B, T, D].
+  void (*cmr_drift_scan)(Tref cin, Tref beta, Tref c0, Tref c) = nullptr;
+  // Reverse pass from dc [B, T, D] (the gradient reaching every c_t): dcin, dbeta, dc0.
+  void (*cmr_drift_scan_backward)(Tref cin, Tref beta, Tref c0, Tref c, Tref dc, Tref dcin,
+                                  Tref dbeta, Tref dc0) = nullptr;
+
+  // ---- Titans neural memory (memory/titans/): chunked test-time learning (cpu_titans.cpp) ----
+  // Linear matrix memory M [dv, dk] trained at test time, per chunk of `chunk` tokens, with M0_c
+  // the memory entering chunk c:  y_t = M_{t-1} q_t ; e_t = 2 (M0_c k_t - v_t) ;
+  // S_t = eta_t S_{t-1} - theta_t e_t k_t^T ; M_t = (1 - alpha_t) M_{t-1} + S_t.
+  // q, k [B, T, dk], v [B, T, dv], theta/eta/alpha [B, T], m0 [B, dv, dk], s0 [B, dv, dk] or
+  // undefined (zeros); all contiguous. Writes y [B, T, dv], m_last, s_last [B, dv, dk] and the
+  // checkpoints ckpt_m, ckpt_s [B, ceil(T/chunk), dv, dk] = (M, S) entering each chunk.
+  void (*titans_linear_memory)(Tref q, Tref k, Tref v, Tref theta, Tref eta, Tref alpha, Tref m0,
+                               Tref s0, int64_t chunk, Tref y, Tref m_last, Tref s_last,
+                               Tref ckpt_m, Tref ckpt_s) = nullptr;
+  // Reverse pass: recomputes each chunk from its checkpoints and walks it back in time; dm_last
+  // and ds_last (the gradients of m_last/s_last) may be undefined (zero). Writes (overwrites)
+  // every gradient: dq, dk [B, T, dk], dv [B, T, dv], dtheta/deta/dalpha [B, T], dm0, ds0.
+  void (*titans_linear_memory_backward)(Tref q, Tref k, Tref v, Tref theta, Tref eta, Tref alpha,
+                                        Tref ckpt_m, Tref ckpt_s, int64_t chunk, Tref dy,
+                                        Tref dm_last, Tref ds_last, Tref dq, Tref dk, Tref dv,
+                                        Tref dtheta, Tref deta, Tref dalpha, Tref dm0,
+                                        Tref ds0) = nullptr;
 };
 
 const Backend& backend(Device d);

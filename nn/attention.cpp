@@ -21,11 +21,16 @@ Tensor merge_heads(const Tensor& x) {
   return reshape(permute(x, {0, 2, 1, 3}), {B, T, h * d});
 }
 
-// 1 where query i must not see key j (j > i + Tk - Tq), as [Tq, Tk] in `like`'s dtype/device.
-Tensor causal_mask(int64_t Tq, int64_t Tk, const Tensor& like) {
+// 1 where query i must not see key j (j > i + Tk - Tq, or with a window W, j <= i + Tk - Tq - W,
+// unless j < prefix), as [Tq, Tk] in `like`'s dtype/device.
+Tensor causal_mask(int64_t Tq, int64_t Tk, int64_t window, int64_t prefix, const Tensor& like) {
   std::vector<double> m(Tq * Tk);
   for (int64_t i = 0; i < Tq; ++i)
-    for (int64_t j = 0; j < Tk; ++j) m[i * Tk + j] = j > i + (Tk - Tq) ? 1.0 : 0.0;
+    for (int64_t j = 0; j < Tk; ++j) {
+      const int64_t diag = i + (Tk - Tq);
+      const bool hidden = j > diag || (window > 0 && j <= diag - window);
+      m[i * Tk + j] = hidden && j >= prefix ? 1.0 : 0.0;
+    }
   return raw::to_device(from_vector(m, {Tq, Tk}, like.dtype()), like.device());
 }
 
@@ -81,11 +86,17 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   Tensor kh = split_heads(k, num_heads), vh = split_heads(v, num_heads);
   Tensor scores = matmul(qh, transpose(kh, -1, -2));  // [B, h, Tq, Tk]
 
+  if (opt.bias.defined()) scores = add(scores, opt.bias);
   if (opt.causal) {
     ENGRAM_CHECK(Tq <= Tk, "MultiHeadAttention: a causal mask needs Tq <= Tk, got query {} key {}",
                  shape_str(query.shape()), shape_str(key.shape()));
-    scores = masked_fill(scores, causal_mask(Tq, Tk, scores), -INFINITY);
+    ENGRAM_CHECK(opt.window >= 0 && opt.prefix >= 0 && opt.prefix <= Tk,
+                 "MultiHeadAttention: window {} and prefix {} must be >= 0 (prefix <= Tk {})",
+                 opt.window, opt.prefix, Tk);
+    scores = masked_fill(scores, causal_mask(Tq, Tk, opt.window, opt.prefix, scores), -INFINITY);
   }
+  ENGRAM_CHECK(opt.causal || (opt.window == 0 && opt.prefix == 0),
+               "MultiHeadAttention: window and prefix apply to causal attention only");
   if (opt.key_padding_mask.defined()) {
     const Tensor& kpm = opt.key_padding_mask;
     ENGRAM_CHECK(kpm.shape() == Shape({B, Tk}),
@@ -142,6 +153,56 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& key_padding_mask
 std::string TransformerBlock::extra_repr() const {
   return fmt::format("embed_dim={}, num_heads={}, ff_dim={}, causal={}", embed_dim,
                      self_attn->num_heads, ff_dim, causal);
+}
+
+}  // namespace engram::nn
+
+namespace engram::nn {
+
+// ---------------------------------------------------------------- LocalSelfAttention
+LocalSelfAttention::LocalSelfAttention(int64_t E, int64_t heads, int64_t W, int64_t P, double p,
+                                       Generator* gen)
+    : window(W), persistent(P) {
+  ENGRAM_CHECK(W >= 1, "LocalSelfAttention: window must be >= 1, got {}", W);
+  ENGRAM_CHECK(P >= 0, "LocalSelfAttention: persistent tokens must be >= 0, got {}", P);
+  attn = register_module("attn", std::make_shared<MultiHeadAttention>(E, heads, true, p, gen));
+  if (P > 0) {
+    persistent_tokens = register_parameter("persistent_tokens", empty({P, E}));
+    init::normal_(persistent_tokens, 0.0, 0.02, gen);
+  }
+}
+
+Tensor LocalSelfAttention::forward(const Tensor& h, Tensor& cache) {
+  const int64_t B = h.size(0), E = attn->embed_dim;
+  ENGRAM_CHECK(h.dim() == 3 && h.size(2) == E, "LocalSelfAttention: expected h [B, T, {}], got {}",
+               E, shape_str(h.shape()));
+  ENGRAM_CHECK(!cache.defined() || (cache.dim() == 3 && cache.size(0) == B && cache.size(2) == E),
+               "LocalSelfAttention: cache must be [{}, n, {}], got {}", B, E,
+               shape_str(cache.shape()));
+  Tensor past = cache.defined() && cache.size(1) > 0 ? cat({cache, h}, 1) : h;
+  Tensor keys = persistent > 0
+                    ? cat({expand(unsqueeze(persistent_tokens, 0), {B, persistent, E}), past}, 1)
+                    : past;
+  AttentionOptions opt;
+  opt.causal = true, opt.window = window, opt.prefix = persistent;
+  // ALiBi: [h, Tq, Tk] of -m_i * (distance from the query back to the key), 0 for the prefix
+  const int64_t Tq = h.size(1), Tk = keys.size(1), H = attn->num_heads;
+  std::vector<double> bias(H * Tq * Tk, 0.0);
+  for (int64_t i = 0; i < H; ++i) {
+    const double slope = std::pow(2.0, -8.0 * double(i + 1) / double(H));
+    for (int64_t q = 0; q < Tq; ++q)
+      for (int64_t k = persistent; k < Tk; ++k)
+        bias[(i * Tq + q) * Tk + k] = -slope * double(std::max<int64_t>(0, q + (Tk - Tq) - k));
+  }
+  opt.bias = raw::to_device(from_vector(bias, {H, Tq, Tk}, h.dtype()), h.device());
+  Tensor y = attn->forward(h, keys, keys, opt).output;
+  const int64_t n = past.size(1), keep = std::min(window - 1, n);
+  cache = slice(past, 1, n - keep, n);  // [B, 0, E] when the window is one token
+  return y;
+}
+
+std::string LocalSelfAttention::extra_repr() const {
+  return fmt::format("window={}, persistent={}", window, persistent);
 }
 
 }  // namespace engram::nn

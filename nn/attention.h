@@ -14,7 +14,13 @@
 //   causal:            query i sees key j only if j <= i + (Tk - Tq), i.e. the causal diagonal
 //                      is aligned bottom-right, so Tq new queries can attend to a longer memory
 //                      of Tk >= Tq keys that ends with them (for Tq == Tk it is the usual mask).
+//   window W > 0:      (with causal) sliding-window attention: query i also must not see keys more
+//                      than W - 1 behind its diagonal, j <= i + (Tk - Tq) - W (Longformer/Mistral's
+//                      local attention; the memory LMs of memory/cmr and memory/titans use it).
+//   prefix P > 0:      the first P keys are visible to every query whatever the window says
+//                      (Titans' persistent memory tokens, arXiv:2501.00663 §3.3).
 //   key_padding_mask:  [B, Tk], nonzero = this key is padding and is ignored (PyTorch's meaning).
+//   bias:              a float tensor added to the scores (PyTorch's float attn_mask), e.g. ALiBi.
 // A query row with every key masked gives NaN, as in PyTorch. Attention dropout (training only)
 // is applied to A, and the returned weights are those after dropout, as in PyTorch.
 // Returned weights: none (default; cheapest), averaged over heads [B, Tq, Tk] (PyTorch's default
@@ -34,7 +40,10 @@ enum class AttentionWeights { none, averaged, per_head };
 
 struct AttentionOptions {
   bool causal = false;
+  int64_t window = 0;  // with causal: keys at most window - 1 behind the diagonal (0 = no limit)
+  int64_t prefix = 0;  // with causal: the first `prefix` keys are always visible
   Tensor key_padding_mask;  // [B, Tk], nonzero = ignore that key; undefined = none
+  Tensor bias;              // added to the scores before the masks, broadcast to [B, h, Tq, Tk]
   AttentionWeights weights = AttentionWeights::none;
 };
 
@@ -81,6 +90,34 @@ class TransformerBlock : public UnaryModule {
   std::shared_ptr<Linear> linear1, linear2;
   std::shared_ptr<LayerNorm> norm1, norm2;
   std::shared_ptr<Dropout> dropout, dropout1, dropout2;
+};
+
+}  // namespace engram::nn
+
+namespace engram::nn {
+
+// LocalSelfAttention: causal sliding-window self-attention over a stream, for the memory LMs
+// (memory/cmr/attention_cmr_blocks.h, memory/titans/), whose attention sees only the last W
+// tokens while a memory carries everything older.
+//   keys   = [persistent (P learned tokens) ; cache (the last <= W - 1 inputs of earlier calls) ; h]
+//   y      = MultiHeadAttention(h, keys, keys) with causal, window W, prefix P
+//   cache' = the last min(W - 1, |cache| + T) rows of [cache ; h]
+// Positions enter as ALiBi (Press et al. 2022): head i adds -m_i (query pos - key pos) to its
+// scores, m_i = 2^(-8 (i + 1) / h), and 0 for the persistent tokens. ALiBi is relative, so a
+// stream of any length needs no position table.
+// h [B, T, E] -> y [B, T, E]. The cache makes a stream cut into calls see exactly the window an
+// uncut stream would (the LM detaches it between training steps: truncated backprop).
+class LocalSelfAttention : public Module {
+ public:
+  LocalSelfAttention(int64_t embed_dim, int64_t num_heads, int64_t window, int64_t persistent = 0,
+                     double dropout = 0.0, Generator* gen = nullptr);
+  Tensor forward(const Tensor& h, Tensor& cache);  // cache [B, n, E], undefined = empty
+  std::string type_name() const override { return "LocalSelfAttention"; }
+  std::string extra_repr() const override;
+
+  int64_t window, persistent;
+  std::shared_ptr<MultiHeadAttention> attn;
+  Tensor persistent_tokens;  // [P, E] when persistent > 0
 };
 
 }  // namespace engram::nn

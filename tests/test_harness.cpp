@@ -141,7 +141,7 @@ TEST_CASE("harness: config errors name the source, the line and the key") {
   e = error_of([&] { fresh().merge_yaml("train:\n  lr: -1\n", "a.yaml"); });
   CHECK(e.find("'train.lr' must be a number in") != std::string::npos);
   e = error_of([&] { fresh().merge_yaml("model:\n  kind: gru\n", "a.yaml"); });
-  CHECK(e == "a.yaml line 2: 'model.kind' must be one of crsd|lstm|transformer, got 'gru'");
+  CHECK(e == "a.yaml line 2: 'model.kind' must be one of crsd|lstm|transformer|local_attention|cmr_parallel|cmr_series|titans_mag|hybrid, got 'gru'");
   e = error_of([&] { fresh().merge_yaml("model: [1, 2]\n", "a.yaml"); });
   CHECK(e == "a.yaml line 1: 'model' must be a mapping of its keys, got a list");
   e = error_of([&] { fresh().merge_yaml("modle:\n  d_model: 3\n", "a.yaml"); });

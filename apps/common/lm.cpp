@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "apps/common/memory_lm.h"
 #include "memory/crsd/crsd.h"
 #include "nn/attention.h"
 #include "nn/recurrent.h"
@@ -15,9 +16,11 @@ void LanguageModel::detach_state(LMState& state) const {
 }
 
 std::vector<FieldSpec> lm_model_fields() {
-  return {
-      choice_field("model.kind", "crsd", {"crsd", "lstm", "transformer"},
-                   "which language model: CRSD or one of the two baselines"),
+  std::vector<std::string> kinds{"crsd", "lstm", "transformer"};
+  for (const std::string& k : memory_lm_kinds()) kinds.push_back(k);
+  std::vector<FieldSpec> fields{
+      choice_field("model.kind", "crsd", kinds,
+                   "which language model: CRSD, a baseline, or a memory LM (apps/common/memory_lm.h)"),
       int_field("model.d_model", 128, 4, 4096, "width: CRSD/Transformer d_model, LSTM hidden size"),
       int_field("model.layers", 2, 1, 64, "CRSD cells, LSTM layers or Transformer blocks"),
       int_field("model.d_mem", 32, 1, 1024, "CRSD: memory key/value width (Hebbian, episodic)"),
@@ -36,6 +39,8 @@ std::vector<FieldSpec> lm_model_fields() {
       int_field("model.max_len", 0, 0, 65536, "Transformer: context length, 0 = train.seq_len"),
       real_field("model.dropout", 0.0, 0.0, 0.9, "LSTM (between layers) and Transformer dropout"),
   };
+  for (FieldSpec& f : memory_lm_fields()) fields.push_back(std::move(f));
+  return fields;
 }
 
 namespace {
@@ -238,6 +243,7 @@ class TransformerLM : public LanguageModel {
 
 std::unique_ptr<LanguageModel> make_language_model(const Config& cfg, int64_t V, Generator* gen) {
   const std::string kind = cfg.get_string("model.kind");
+  if (is_memory_lm_kind(kind)) return make_memory_lm(cfg, V, gen);
   const int64_t C = cfg.get_int("model.d_model"), L = cfg.get_int("model.layers");
   if (kind == "crsd") {
     memory::CRSDConfig c;

@@ -18,6 +18,8 @@ void register_conv(Backend& b);         // cpu_conv.cpp
 void register_fft(Backend& b);          // cpu_fft.cpp
 void register_scan(Backend& b);         // cpu_scan.cpp
 void register_memory(Backend& b);       // cpu_memory.cpp
+void register_titans(Backend& b);       // cpu_titans.cpp
+void register_cmr(Backend& b);          // cpu_cmr.cpp
 
 // 64-byte aligned so SIMD loads and BLAS panels never straddle cache lines.
 static void* cpu_alloc(size_t n) { return std::aligned_alloc(64, (n + 63) / 64 * 64); }
@@ -37,6 +39,8 @@ Backend make_cpu_backend() {
   register_fft(b);
   register_scan(b);
   register_memory(b);
+  register_titans(b);
+  register_cmr(b);
   return b;
 }
 

@@ -166,6 +166,44 @@ def hebbian_scan(xs, p):
     return (r * r).sum() + (H * H).sum()
 
 
+def cmr_drift_scan(xs, p):
+    # opinfo_memory.cpp (memory/cmr/context.h's drift, row by row): d = c_{t-1} . cin_t,
+    # rho = sqrt(1 + beta^2 (d^2 - 1)) - beta d, c_t = rho c_{t-1} + beta cin_t;
+    # the sample returns sum(c^2) + sum(c_0 * c0).
+    cin, beta, c = xs
+    cs = []
+    for t in range(cin.shape[1]):
+        d = (c * cin[:, t]).sum(-1, keepdim=True)
+        b = beta[:, t, None]
+        rho = torch.sqrt(1 + b * b * (d * d - 1)) - b * d
+        c = rho * c + b * cin[:, t]
+        cs.append(c)
+    y = torch.stack(cs, 1)
+    return (y * y).sum() + (y[:, 0] * xs[2]).sum()
+
+
+def titans_linear_memory(xs, p):
+    # opinfo_titans.cpp (Titans, arXiv:2501.00663, depth-1 memory in chunks of p["chunk"]):
+    # y_t = M_{t-1} q_t; e_t = 2 (M0_c k_t - v_t) at the chunk's starting memory M0_c;
+    # S_t = eta_t S_{t-1} - theta_t e_t k_t^T; M_t = (1 - alpha_t) M_{t-1} + S_t;
+    # the sample returns sum(y^2) + sum(M_T^2) + sum(S_T^2).
+    q, k, v, theta, eta, alpha, M = xs[:7]
+    B, T, dk = q.shape
+    dv = v.shape[2]
+    S = xs[7] if p.get("s0", False) else torch.zeros(B, dv, dk, dtype=q.dtype)
+    chunk = p.get("chunk", 16)
+    ys = []
+    for t in range(T):
+        if t % chunk == 0:
+            M0 = M
+        ys.append(torch.einsum("bij,bj->bi", M, q[:, t]))
+        e = 2 * (torch.einsum("bij,bj->bi", M0, k[:, t]) - v[:, t])
+        S = eta[:, t, None, None] * S - theta[:, t, None, None] * torch.einsum("bi,bj->bij", e, k[:, t])
+        M = (1 - alpha[:, t, None, None]) * M + S
+    y = torch.stack(ys, 1)
+    return (y * y).sum() + (M * M).sum() + (S * S).sum()
+
+
 def rfft(xs, p):
     return torch.view_as_real(torch.fft.rfft(xs[0]))
 
@@ -290,6 +328,8 @@ OPS = {
     "linear_scan": linear_scan,
     # ---- fused memory ops (opinfo_memory.cpp)
     "hebbian_scan": hebbian_scan,
+    "cmr_drift_scan": cmr_drift_scan,
+    "titans_linear_memory": titans_linear_memory,
 }
 NEEDS_SAMPLE = {"dropout"}
 

@@ -1,0 +1,82 @@
+// memory/titans/neural_memory.cpp — see neural_memory.h.
+#include "memory/titans/neural_memory.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "nn/init.h"
+
+namespace engram::titans {
+
+namespace {
+
+// [B, T, H * dh] -> [B * H, T, dh]
+Tensor rows_of_heads(const Tensor& x, int64_t heads) {
+  const int64_t B = x.size(0), T = x.size(1), dh = x.size(2) / heads;
+  return reshape(permute(reshape(x, {B, T, heads, dh}), {0, 2, 1, 3}), {B * heads, T, dh});
+}
+
+double logit(double p) { return std::log(p / (1 - p)); }
+
+}  // namespace
+
+void validate(const NeuralMemoryConfig& c) {
+  ENGRAM_CHECK(c.d_model > 0 && c.heads > 0 && c.head_dim > 0, "neural memory: d_model {}, heads {} "
+               "and head_dim {} must be positive", c.d_model, c.heads, c.head_dim);
+  ENGRAM_CHECK(c.chunk > 0, "neural memory: chunk must be positive, got {}", c.chunk);
+  ENGRAM_CHECK(c.max_lr > 0, "neural memory: max_lr must be positive, got {}", c.max_lr);
+  for (auto [name, v] : {std::pair{"theta_init", c.theta_init / c.max_lr},
+                         std::pair{"eta_init", c.eta_init}, std::pair{"alpha_init", c.alpha_init}})
+    ENGRAM_CHECK(v > 0 && v < 1, "neural memory: {} must lie strictly inside its range, got {}",
+                 name, v);
+}
+
+NeuralMemory::NeuralMemory(const NeuralMemoryConfig& c, Generator* gen)
+    : cfg(c),
+      initial_memory(register_parameter("initial_memory", zeros({c.heads, c.head_dim, c.head_dim}))) {
+  validate(c);
+  const int64_t W = c.heads * c.head_dim;
+  qkv = register_module("qkv", std::make_shared<nn::Linear>(c.d_model, 3 * W, false, gen));
+  gates = register_module("gates", std::make_shared<nn::Linear>(c.d_model, 3 * c.heads, true, gen));
+  out = register_module("out", std::make_shared<nn::Linear>(W, c.d_model, true, gen));
+  // Start every gate at its initial value whatever the token: small weights, bias = logit.
+  nn::init::normal_(gates->weight, 0.0, 0.01, gen);
+  std::vector<double> b;
+  for (double v : {c.theta_init / c.max_lr, c.eta_init, c.alpha_init})
+    for (int64_t h = 0; h < c.heads; ++h) b.push_back(logit(v));
+  raw::copy_(gates->bias, from_vector(b, {3 * c.heads}, gates->bias.dtype()));
+}
+
+std::string NeuralMemory::extra_repr() const {
+  return fmt::format("heads={}, head_dim={}, chunk={}, max_lr={}", cfg.heads, cfg.head_dim,
+                     cfg.chunk, cfg.max_lr);
+}
+
+Tensor NeuralMemory::forward(const Tensor& x, NeuralMemoryState& st) {
+  ENGRAM_CHECK(x.dim() == 3 && x.size(2) == cfg.d_model, "NeuralMemory: expected x [B, T, {}], got {}",
+               cfg.d_model, shape_str(x.shape()));
+  const int64_t B = x.size(0), T = x.size(1), H = cfg.heads, dh = cfg.head_dim, W = H * dh;
+  Tensor p = silu(qkv->forward(x));  // [B, T, 3W]
+  Tensor q = normalize(rows_of_heads(slice(p, 2, 0, W), H));
+  Tensor k = normalize(rows_of_heads(slice(p, 2, W, 2 * W), H));
+  Tensor v = rows_of_heads(slice(p, 2, 2 * W, 3 * W), H);
+  Tensor g = sigmoid(permute(gates->forward(x), {0, 2, 1}));  // [B, 3H, T]
+  last_theta = mul(slice(g, 1, 0, H), cfg.max_lr);
+  last_eta = slice(g, 1, H, 2 * H);
+  last_alpha = slice(g, 1, 2 * H, 3 * H);
+  auto rows = [&](const Tensor& t) { return reshape(t, {B * H, T}); };
+  Tensor m0 = st.memory.defined()
+                  ? st.memory
+                  : reshape(expand(unsqueeze(initial_memory, 0), {B, H, dh, dh}), {B * H, dh, dh});
+  ENGRAM_CHECK(m0.shape() == (Shape{B * H, dh, dh}), "NeuralMemory: state memory must be [{}, {}, {}], "
+               "got {}", B * H, dh, dh, shape_str(m0.shape()));
+  TitansMemoryScan scan = titans_linear_memory(q, k, v, rows(last_theta), rows(last_eta),
+                                               rows(last_alpha), m0, st.momentum, cfg.chunk);
+  st.memory = scan.memory;
+  st.momentum = scan.momentum;
+  for (Tensor* t : {&last_theta, &last_eta, &last_alpha}) *t = detach(*t);
+  Tensor y = scan.retrieved;  // [BH, T, dh]
+  return out->forward(reshape(permute(reshape(y, {B, H, T, dh}), {0, 2, 1, 3}), {B, T, W}));
+}
+
+}  // namespace engram::titans

@@ -1,0 +1,54 @@
+// memory/titans/neural_memory.h — Titans' neural long-term memory (Behrouz, Zhong & Mirrokni 2024,
+// arXiv:2501.00663 §3.1–3.2): a memory whose weights learn at test time.
+//
+// Per head h (width dh) the memory is a linear map M [dh, dh] (the paper's L_M = 1 "linear matrix
+// memory", equivalent to online linear regression). For x_t [B, T, E]:
+//   q_t, k_t = normalize(SiLU(W_Q x_t)), normalize(SiLU(W_K x_t))   (§4.4: SiLU, l2-normalised)
+//   v_t      = SiLU(W_V x_t)
+//   theta_t  = max_lr * sigmoid(w_theta x_t + b_theta)               inner learning rate
+//   eta_t    = sigmoid(w_eta x_t + b_eta)                            momentum decay
+//   alpha_t  = sigmoid(w_alpha x_t + b_alpha)                        forgetting
+//   (the paper says only "data-dependent"; lucidrains/titans-pytorch uses these sigmoids)
+//   inner loss  l(M; x_t) = ||M k_t - v_t||^2 (eq. 12), gradient e_t k_t^T with e_t = 2 (M k_t - v_t)
+//   S_t = eta_t S_{t-1} - theta_t e_t k_t^T                          (eq. 10, momentary surprise)
+//   M_t = (1 - alpha_t) M_{t-1} + S_t                                (eq. 13, forgetting)
+//   y_t = M_{t-1} q_t                                                (eq. 15, no update)
+//   out = W_O concat_h(y_t)
+// Trained the paper's way (§3.2, eq. 16): in each chunk of b tokens every inner gradient is taken
+// at the chunk's starting weights, so b = 1 is the sequential rule. The whole recurrence is the
+// fused op titans_linear_memory (autograd/titans_ops.cpp) with a hand-written backward through the
+// inner updates, second-order terms included. M_0 is a learned parameter per head (as in
+// lucidrains; the paper leaves it open); the state carries M and S from one call to the next.
+#pragma once
+#include "nn/layers.h"
+
+namespace engram::titans {
+
+struct NeuralMemoryConfig {
+  int64_t d_model = 64, heads = 4, head_dim = 16;
+  int64_t chunk = 16;       // b: tokens whose inner gradients share the chunk's starting weights
+  double max_lr = 0.5;      // theta's ceiling
+  double theta_init = 0.2, eta_init = 0.7, alpha_init = 0.02;  // initial gate values (biases)
+};
+void validate(const NeuralMemoryConfig& cfg);
+
+struct NeuralMemoryState {
+  Tensor memory;    // [BH, dh, dh], undefined = the learned M_0
+  Tensor momentum;  // [BH, dh, dh], undefined = zeros
+};
+
+class NeuralMemory : public nn::Module {
+ public:
+  NeuralMemory(const NeuralMemoryConfig& cfg, Generator* gen);
+  Tensor forward(const Tensor& x, NeuralMemoryState& state);  // x [B, T, E] -> [B, T, E]
+  std::string type_name() const override { return "NeuralMemory"; }
+  std::string extra_repr() const override;
+
+  NeuralMemoryConfig cfg;
+  std::shared_ptr<nn::Linear> qkv, gates, out;
+  Tensor& initial_memory;  // M_0 [H, dh, dh]
+  // The gates of the last call, [B, H, T] each (for logging)
+  Tensor last_theta, last_eta, last_alpha;
+};
+
+}  // namespace engram::titans
