@@ -344,9 +344,10 @@ TEST_CASE("harness: split checks catch PAD flooding, empty splits and bad ids") 
 
 // ---------------------------------------------------------------- models and training
 
-TEST_CASE("harness: the three models share one interface; generation is seeded") {
+TEST_CASE("harness: every model kind shares one interface; generation is seeded") {
   TempDir dir;
-  for (const std::string kind : {"crsd", "lstm", "transformer"}) {
+  for (const std::string kind : {"crsd", "lstm", "transformer", "local_attention", "cmr_parallel",
+                                 "cmr_series", "titans_mag", "hybrid"}) {
     CAPTURE(kind);  // a std::string: doctest prints a const char* as a pointer
     Config cfg = tiny_config("unused", dir.path.string(), kind);
     Generator gen(1);
@@ -373,11 +374,16 @@ TEST_CASE("harness: N steps, resume, N steps gives the losses of 2N steps bit fo
   TempDir dir;
   const std::string data = dir.write("corpus.txt", tiny_corpus());
   std::FILE* quiet = std::tmpfile();
-  for (const std::string kind : {"crsd", "lstm", "transformer"}) {
+  for (const std::string kind : {"crsd", "lstm", "transformer", "cmr_parallel", "hybrid"}) {
     CAPTURE(kind);  // a std::string: doctest prints a const char* as a pointer
     const std::string a_dir = dir.file(fmt::format("{}_a", kind)), b_dir = dir.file(fmt::format("{}_b", kind));
     Config a = tiny_config(data, a_dir, kind);
     a.apply_override("model.dropout=0.1");  // the RNG state must be restored too
+    if (kind == "hybrid") {  // the shared bank, and a policy whose state depends on the reads
+      a.apply_override("model.memory_placement=shared");
+      a.apply_override("model.memory_policy=lowest_use");
+      a.apply_override("model.memory_slots=8");
+    }
     TrainResult full = train_language_model(a, {"", false, quiet});
     REQUIRE(full.losses.size() == 8);
     const std::string ckpt = a_dir + "/checkpoints/step_00000004.safetensors";

@@ -160,7 +160,7 @@ std::vector<FieldSpec> memory_lm_fields() {
       choice_field("model.memory_order", "attention_first", {"attention_first", "memory_first"},
                    "cmr_series: which of attention and memory comes first"),
       int_field("model.titans_chunk", 16, 1, 65536, "Titans: tokens per chunk of inner gradients"),
-      real_field("model.titans_max_lr", 0.5, 1e-6, 10.0, "Titans: ceiling of the inner learning rate"),
+      real_field("model.titans_max_lr", 0.1, 1e-6, 10.0, "Titans: ceiling of the inner learning rate"),
       choice_field("model.hybrid_gate", "sigmoid", {"sigmoid", "softmax"},
                    "hybrid: g z_neural + (1-g) z_episodic, or a softmax over attention/neural/episodic"),
   };

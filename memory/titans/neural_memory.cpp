@@ -25,7 +25,7 @@ void validate(const NeuralMemoryConfig& c) {
                "and head_dim {} must be positive", c.d_model, c.heads, c.head_dim);
   ENGRAM_CHECK(c.chunk > 0, "neural memory: chunk must be positive, got {}", c.chunk);
   ENGRAM_CHECK(c.max_lr > 0, "neural memory: max_lr must be positive, got {}", c.max_lr);
-  for (auto [name, v] : {std::pair{"theta_init", c.theta_init / c.max_lr},
+  for (auto [name, v] : {std::pair{"theta_fraction", c.theta_fraction},
                          std::pair{"eta_init", c.eta_init}, std::pair{"alpha_init", c.alpha_init}})
     ENGRAM_CHECK(v > 0 && v < 1, "neural memory: {} must lie strictly inside its range, got {}",
                  name, v);
@@ -42,7 +42,7 @@ NeuralMemory::NeuralMemory(const NeuralMemoryConfig& c, Generator* gen)
   // Start every gate at its initial value whatever the token: small weights, bias = logit.
   nn::init::normal_(gates->weight, 0.0, 0.01, gen);
   std::vector<double> b;
-  for (double v : {c.theta_init / c.max_lr, c.eta_init, c.alpha_init})
+  for (double v : {c.theta_fraction, c.eta_init, c.alpha_init})
     for (int64_t h = 0; h < c.heads; ++h) b.push_back(logit(v));
   raw::copy_(gates->bias, from_vector(b, {3 * c.heads}, gates->bias.dtype()));
 }

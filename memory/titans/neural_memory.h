@@ -27,8 +27,9 @@ namespace engram::titans {
 struct NeuralMemoryConfig {
   int64_t d_model = 64, heads = 4, head_dim = 16;
   int64_t chunk = 16;       // b: tokens whose inner gradients share the chunk's starting weights
-  double max_lr = 0.5;      // theta's ceiling
-  double theta_init = 0.2, eta_init = 0.7, alpha_init = 0.02;  // initial gate values (biases)
+  double max_lr = 0.1;      // theta's ceiling (theta * chunk ~ 1 or more diverges: stale gradients)
+  // initial gate values (through the biases): theta = theta_fraction * max_lr, eta, alpha
+  double theta_fraction = 0.5, eta_init = 0.7, alpha_init = 0.02;
 };
 void validate(const NeuralMemoryConfig& cfg);
 
