@@ -26,6 +26,7 @@ and nn/spectral.h line by line.
 """
 import argparse
 import json
+import math
 import struct
 import sys
 import time
@@ -341,6 +342,177 @@ def epinet_loss(model, data):
             0.5 * F.cross_entropy(model(data["replay_input"], keys, sal), data["replay_target"]))
 
 
+# ---------------------------------------------------------------- hybrid: the gated hybrid memory LM
+def rows_of_heads(x, heads):
+    """[B, T, H * dh] -> [B * H, T, dh]: row b * H + h, engram's order."""
+    B, T, W = x.shape
+    return x.reshape(B, T, heads, W // heads).permute(0, 2, 1, 3).reshape(B * heads, T, W // heads)
+
+
+def heads_to_width(x, batch):
+    """[B * H, T, dh] -> [B, T, H * dh]."""
+    R, T, dh = x.shape
+    return x.reshape(batch, R // batch, T, dh).permute(0, 2, 1, 3).reshape(batch, T, -1)
+
+
+class LocalSelfAttention(nn.Module):
+    """Causal sliding-window self-attention with ALiBi (nn/attention.h), one call, no cache: a
+    float attn_mask of -m_i (query - key) for the W keys up to the query, -inf elsewhere."""
+
+    def __init__(self, d, heads, window):
+        super().__init__()
+        self.heads = heads
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.window = window
+
+    def mask(self, T):
+        i = torch.arange(T)
+        dist = (i[:, None] - i[None, :]).float()  # query - key
+        slopes = torch.tensor([2.0 ** (-8.0 * (h + 1) / self.heads) for h in range(self.heads)])
+        bias = -slopes[:, None, None] * dist.clamp(min=0)
+        hidden = (dist < 0) | (dist >= self.window)
+        return bias.masked_fill(hidden, float("-inf"))  # [H, T, T]
+
+    def forward(self, h):
+        B, T, _ = h.shape
+        mask = self.mask(T).repeat(B, 1, 1)  # [B * H, T, T], row b * H + h
+        return self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+
+
+class NeuralMemory(nn.Module):
+    """Titans' linear memory per head (memory/titans/neural_memory.h) as a per-token loop; every
+    inner gradient of a chunk is taken at the chunk's starting memory."""
+
+    def __init__(self, d, heads, chunk, max_lr):
+        super().__init__()
+        self.heads, self.dh, self.chunk, self.max_lr = heads, d // heads, chunk, max_lr
+        W = heads * self.dh
+        self.initial_memory = nn.Parameter(torch.zeros(heads, self.dh, self.dh))
+        self.qkv = nn.Linear(d, 3 * W, bias=False)
+        self.gates = nn.Linear(d, 3 * heads)
+        self.out = nn.Linear(W, d)
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        H, dh = self.heads, self.dh
+        W = H * dh
+        p = F.silu(self.qkv(x))
+        q = F.normalize(rows_of_heads(p[..., :W], H), dim=-1)
+        k = F.normalize(rows_of_heads(p[..., W:2 * W], H), dim=-1)
+        v = rows_of_heads(p[..., 2 * W:], H)
+        g = torch.sigmoid(self.gates(x)).permute(0, 2, 1)  # [B, 3H, T]
+        theta = (g[:, :H] * self.max_lr).reshape(B * H, T)
+        eta, alpha = g[:, H:2 * H].reshape(B * H, T), g[:, 2 * H:].reshape(B * H, T)
+        M = self.initial_memory.unsqueeze(0).expand(B, H, dh, dh).reshape(B * H, dh, dh)
+        S = torch.zeros_like(M)
+        ys = []
+        for t in range(T):
+            if t % self.chunk == 0:
+                M0 = M
+            ys.append(torch.bmm(M, q[:, t, :, None]).squeeze(-1))  # y_t = M_{t-1} q_t
+            e = 2 * (torch.bmm(M0, k[:, t, :, None]).squeeze(-1) - v[:, t])
+            S = eta[:, t, None, None] * S - theta[:, t, None, None] * (e[:, :, None] * k[:, t, None, :])
+            M = (1 - alpha[:, t, None, None]) * M + S
+        y = torch.stack(ys, 1)  # [BH, T, dh]
+        return self.out(heads_to_width(y, B))
+
+
+class EpisodicCMR(nn.Module):
+    """Multi-head episodic CMR (memory/cmr/episodic_cmr.h) for a fresh state, one write per token,
+    ring slots and softmax reads: token t reads the contexts c_j of steps max(0, t - M) <= j < t
+    (the M most recent writes) and a null slot of score 0 and value 0."""
+
+    def __init__(self, d, heads, slots):
+        super().__init__()
+        self.heads, self.dh, self.slots = heads, d // heads, slots
+        W = heads * self.dh
+        self.bank = nn.Module()
+        self.bank.beta_logit = nn.Parameter(torch.zeros(heads))
+        self.bank.context_in = nn.Linear(d, W, bias=False)
+        self.bank.features = nn.Linear(d, W, bias=False)
+        self.reader = nn.Module()
+        self.reader.query = nn.Linear(d, W, bias=False)
+        self.reader.out = nn.Linear(W, d)
+
+    def forward(self, x, h):
+        B, T, _ = x.shape
+        H, dh = self.heads, self.dh
+        cin = F.normalize(rows_of_heads(self.bank.context_in(x), H), dim=-1)  # [R, T, dh]
+        beta = torch.sigmoid(self.bank.beta_logit).repeat(B)[:, None]  # [R, 1], row b * H + h
+        c = torch.zeros(B * H, dh)
+        c[:, 0] = 1.0  # the start context: the first unit vector
+        contexts = []
+        for t in range(T):  # c_t = rho c_{t-1} + beta cin_t
+            d = (c * cin[:, t]).sum(-1, keepdim=True)
+            rho = torch.sqrt(1 + beta * beta * (d * d - 1)) - beta * d
+            c = rho * c + beta * cin[:, t]
+            contexts.append(c)
+        keys = torch.stack(contexts, 1)  # write t: key c_t, value f_t
+        values = rows_of_heads(self.bank.features(x), H)
+        q = rows_of_heads(self.reader.query(h), H) * (1.0 / math.sqrt(dh))
+        i = torch.arange(T)
+        back = i[:, None] - i[None, :]  # read t, write j
+        hidden = (back <= 0) | (back > self.slots)
+        scores = (q @ keys.transpose(1, 2)).masked_fill(hidden, float("-inf"))
+        w = torch.softmax(torch.cat([scores, scores.new_zeros(B * H, T, 1)], 2), -1)
+        return self.reader.out(heads_to_width(w[..., :T] @ values, B))
+
+
+class GatedHybridBlock(nn.Module):
+    """memory/titans/memory_blocks.h, two-source gate: h = LN1 x; g = sigmoid(w_g . h + b_g);
+    x += W [attn(h); g z_n + (1 - g) z_e]; x += MLP(LN2 x)."""
+
+    def __init__(self, meta):
+        super().__init__()
+        d, heads, mheads = int(meta["d_model"]), int(meta["heads"]), int(meta["memory_heads"])
+        ff = int(meta["ff_mult"]) * d
+        # children in engram's order (memory/cmr/attention_cmr_blocks.cpp, memory_blocks.cpp)
+        self.norm1 = nn.LayerNorm(d)
+        self.attn = LocalSelfAttention(d, heads, int(meta["window"]))
+        self.norm2 = nn.LayerNorm(d)
+        self.linear1 = nn.Linear(d, ff)
+        self.linear2 = nn.Linear(ff, d)
+        self.neural = NeuralMemory(d, mheads, int(meta["titans_chunk"]), float(meta["titans_max_lr"]))
+        self.episodic = nn.Module()
+        self.episodic.memory = EpisodicCMR(d, mheads, int(meta["memory_slots"]))
+        self.gate = nn.Linear(d, 1)
+        self.mix = nn.Linear(2 * d, d)
+
+    def forward(self, x):
+        h = self.norm1(x)
+        a = self.attn(h)
+        zn = self.neural(h)
+        ze = self.episodic.memory(h, h)
+        g = torch.sigmoid(self.gate(h))
+        z = self.mix(torch.cat([a, g * zn + (1 - g) * ze], -1))
+        x = x + z
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
+
+
+class HybridMemoryLM(nn.Module):
+    """apps/common/memory_lm.h with model.kind=hybrid: Embedding -> blocks -> LayerNorm -> Linear."""
+
+    def __init__(self, meta):
+        super().__init__()
+        expected = {"memory_segment": "1", "memory_policy": "ring", "memory_read": "softmax",
+                    "memory_placement": "per_block", "hybrid_gate": "sigmoid",
+                    "memory_top_k": "0", "memory_pre_assoc": "false"}
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                raise ValueError(f"hybrid: torch_ref implements only {key}={value}, got {meta.get(key)}")
+        V, d = int(meta["vocab"]), int(meta["d_model"])
+        self.embed = nn.Embedding(V, d)
+        self.blocks = nn.ModuleList([GatedHybridBlock(meta) for _ in range(int(meta["layers"]))])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, V)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+
+
 # ---------------------------------------------------------------- the workload table
 def lm_loss(model, data):
     logits = model(data["input"])
@@ -364,6 +536,7 @@ WORKLOADS = {  # name: (build(meta) -> module, loss(model, data) -> scalar)
     "hebbian": (HebbianRecall, mean_square_loss),
     "epinet": (EpiNet, epinet_loss),
     "crsd_tiny": (CRSDLanguageModel, lm_loss),
+    "hybrid": (HybridMemoryLM, lm_loss),
 }
 
 

@@ -29,6 +29,13 @@
 //                d_mem 32, reservoir 128, 32 episodic slots; B 16 x T 128), built by the app's
 //                own apps::make_language_model, cross-entropy. The step is the bench's (Adam from
 //                an empty state), not the app's loop (AdamW, clipping, state carried over).
+//   hybrid       a 2-layer byte-level memory LM of titans::GatedHybridBlock (model.kind=hybrid,
+//                apps/common/memory_lm.h, built by apps::make_memory_lm): Embedding(256, 64) ->
+//                2 x [LN -> ALiBi local attention (4 heads, window 16) beside Titans' linear neural
+//                memory (4 heads, chunk 8) and an episodic CMR bank (4 heads, 32 ring slots, one
+//                write per token, softmax reads), sigmoid gate between the two memories, Linear
+//                (2E -> E) over [attn; merged], residual, GELU MLP] -> LayerNorm -> Linear(64, 256);
+//                B 8 x T 64, cross-entropy, every step from a fresh state.
 //
 // FLOPs: for the dense workloads, flop_per_step counts the multiply-adds of the matrix products
 // and convolutions (2 FLOPs each) of forward and backward: each product costs its forward once
@@ -43,6 +50,7 @@
 #include <vector>
 
 #include "apps/common/lm.h"
+#include "apps/common/memory_lm.h"
 #include "apps/common/trainer.h"
 #include "memory/crsd/crsd.h"
 #include "memory/epinet/encoder.h"
@@ -67,7 +75,8 @@ struct Workload {
 
 inline const std::vector<std::string>& workload_names() {
   static const std::vector<std::string> names = {"mlp",      "cnn",     "lstm",     "transformer",
-                                                 "spectral", "hebbian", "epinet", "crsd_tiny"};
+                                                 "spectral", "hebbian", "epinet", "crsd_tiny",
+                                                 "hybrid"};
   return names;
 }
 
@@ -264,6 +273,45 @@ inline Workload make_crsd_tiny(Generator& gen) {
   return Workload{"crsd_tiny", model, loss, {{"input", ids}, {"target", target}}, meta, 0};
 }
 
+// The gated hybrid memory block in apps/memory_lm's model, built by the app code from a Config.
+inline Workload make_hybrid(Generator& gen) {
+  const int64_t B = 8, T = 64, V = 256;
+  apps::Config cfg(apps::lm_schema("memory_lm"));
+  // Every option the model reads, set here (not left at defaults that may move).
+  for (auto [key, value] : std::vector<std::pair<const char*, const char*>>{
+           {"model.kind", "hybrid"}, {"model.d_model", "64"}, {"model.layers", "2"},
+           {"model.heads", "4"}, {"model.ff_mult", "4"}, {"model.dropout", "0"},
+           {"model.window", "16"}, {"model.memory_heads", "4"}, {"model.memory_slots", "32"},
+           {"model.memory_segment", "1"}, {"model.memory_policy", "ring"},
+           {"model.memory_read", "softmax"}, {"model.memory_top_k", "0"},
+           {"model.memory_pre_assoc", "false"}, {"model.memory_placement", "per_block"},
+           {"model.titans_chunk", "8"}, {"model.titans_max_lr", "0.1"},
+           {"model.hybrid_gate", "sigmoid"}})
+    cfg.set(key, value, "bench hybrid");
+  std::shared_ptr<apps::LanguageModel> lm = apps::make_memory_lm(cfg, V, &gen);
+  std::shared_ptr<nn::Module> model(lm, &lm->module());  // shares ownership with lm
+  Tensor ids = randint(0, V, {B, T}, &gen), target = randint(0, V, {B, T}, &gen);
+  auto loss = [lm, ids, target] {
+    apps::LMState state = lm->initial_state(ids.size(0));  // every step starts with empty memories
+    return cross_entropy(lm->forward(ids, state), target);
+  };
+  nn::Metadata meta = {{"vocab", std::to_string(V)}};
+  for (const char* key : {"model.d_model", "model.layers", "model.heads", "model.ff_mult",
+                          "model.window", "model.memory_heads", "model.memory_slots",
+                          "model.titans_chunk"})
+    meta[std::string(key).substr(6)] = std::to_string(cfg.get_int(key));
+  meta["titans_max_lr"] = fmt::format("{:.17g}", cfg.get_real("model.titans_max_lr"));
+  // The variant torch_ref.py implements, which it checks: one write per token into a ring of
+  // slots, softmax reads of every live slot, a bank per block, the two-source sigmoid gate.
+  meta["memory_segment"] = std::to_string(cfg.get_int("model.memory_segment"));
+  for (const char* key : {"model.memory_policy", "model.memory_read", "model.memory_placement",
+                          "model.hybrid_gate"})
+    meta[std::string(key).substr(6)] = cfg.get_string(key);
+  meta["memory_top_k"] = std::to_string(cfg.get_int("model.memory_top_k"));
+  meta["memory_pre_assoc"] = cfg.get_bool("model.memory_pre_assoc") ? "true" : "false";
+  return Workload{"hybrid", model, loss, {{"input", ids}, {"target", target}}, meta, 0};
+}
+
 // EpiNetModel's encoder and decoder, under its child names, with the memory given as data.
 class EpiNetStep : public nn::Module {
  public:
@@ -315,6 +363,7 @@ inline Workload make_workload(const std::string& name, uint64_t seed) {
   else if (name == "hebbian") w = make_hebbian(gen);
   else if (name == "epinet") w = make_epinet(gen);
   else if (name == "crsd_tiny") w = make_crsd_tiny(gen);
+  else if (name == "hybrid") w = make_hybrid(gen);
   else ENGRAM_FAIL("unknown workload '{}' (known: {})", name, fmt::join(workload_names(), ", "));
   w.meta["workload"] = name;
   return w;

@@ -6,6 +6,7 @@
 #include <cblas.h>
 
 #include "core/backend.h"
+#include "core/flops.h"
 
 namespace engram::cpu {
 
@@ -47,6 +48,7 @@ static void matmul(Tref a, Tref b, Tref out, double alpha, double beta) {
   GemmOperand A = gemm_operand(a), B = gemm_operand(b);
   int64_t batches = out.numel() / std::max<int64_t>(M * N, 1);
   if (M * N == 0) return;
+  flops::add(2 * M * N * K * batches);  // 2 M N K per product (core/flops.h)
   ENGRAM_DISPATCH_FLOAT(out.dtype(), "matmul", [&] {
     using T = scalar_t;
     const T *ap = A.t.data<T>(), *bp = B.t.data<T>();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/flops.h"
 
 namespace engram::cpu {
 
@@ -25,6 +26,7 @@ namespace {
 template <typename T>
 void drift_forward(const T* cin, const T* beta, const T* c0, int64_t B, int64_t Tn, int64_t D,
                    T* c) {
+  flops::add(B * Tn * (5 * D + 8));  // per row and step: the loop below (core/flops.h)
 #pragma omp parallel for schedule(static) if (B * Tn * D > (1 << 15))
   for (int64_t b = 0; b < B; ++b) {
     const T* prev = c0 + b * D;

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/flops.h"
 
 namespace engram::cpu {
 
@@ -42,6 +43,7 @@ static void titans_forward_typed(const T* q, const T* k, const T* v, const T* th
                                  int64_t dk, int64_t dv, int64_t chunk, T* y, T* m_last, T* s_last,
                                  T* ckpt_m, T* ckpt_s) {
   const int64_t S = dv * dk, n_chunks = (Tn + chunk - 1) / chunk;
+  flops::add(B * Tn * (dv * (9 * dk + 3) + 1));  // per token: the loop below (core/flops.h)
 #pragma omp parallel for schedule(static) if (B * Tn * S > (1 << 15))
   for (int64_t b = 0; b < B; ++b) {
     T* M = m_last + b * S;   // the running memory and momentum live in the output buffers
