@@ -23,7 +23,7 @@ namespace {
 
 NeuralMemoryConfig small_memory(int64_t chunk) {
   NeuralMemoryConfig c;
-  c.d_model = 6, c.heads = 2, c.head_dim = 3, c.chunk = chunk, c.max_lr = 0.4;
+  c.d_model = 6, c.heads = 2, c.head_dim = 3, c.chunk = chunk, c.max_lr = 0.2;
   return c;
 }
 
@@ -78,7 +78,15 @@ TEST_CASE("titans neural memory: a stream cut at chunk boundaries equals the unc
   CHECK(max_abs_diff(whole_state.memory, cut_state.memory) < 1e-13);
   // the gates start where the config puts them, whatever the token
   std::vector<double> theta = m.last_theta.to_vector<double>();
-  for (double t : theta) CHECK(t == doctest::Approx(0.4 * 0.5).epsilon(0.05));
+  for (double t : theta) CHECK(t == doctest::Approx(0.2 * 0.5).epsilon(0.05));
+}
+
+TEST_CASE("titans neural memory: max_lr x chunk > 1 is refused (the chunked update diverges)") {
+  Generator g(1);
+  NeuralMemoryConfig c = small_memory(16);
+  c.max_lr = 0.1;
+  CHECK(engram::testing::contains(engram::testing::error_of([&] { NeuralMemory m(c, &g); }),
+                                  "max_lr 0.1 x chunk 16 = 1.6 > 1"));
 }
 
 TEST_CASE("titans blocks: MAG and the gated hybrid gradchecked in f64 over two calls") {
@@ -132,7 +140,8 @@ TEST_CASE("memory LMs: every kind cut into calls gives the logits of the uncut s
       apps::Config cfg(apps::lm_schema("titans_test"));
       for (std::string s : {"model.d_model=8", "model.layers=2", "model.heads=2", "model.window=5",
                             "model.memory_heads=2", "model.memory_slots=4", "model.memory_segment=2",
-                            "model.titans_chunk=3", "model.memory_policy=lowest_use",
+                            "model.titans_chunk=3", "model.titans_max_lr=0.3",
+                            "model.memory_policy=lowest_use",
                             "model.memory_top_k=2", "model.persistent=2"})
         cfg.apply_override(s);
       cfg.set("model.kind", kind, "test");

@@ -20,9 +20,11 @@ Protocol (`--serve`): one command per line on stdin, one reply per line on stdou
 Everything else this process prints goes to stderr, so stdout carries only the protocol.
 
 The memory workloads are written as plain per-step loops over time (the Hebbian state update, the
-reservoir, the episodic buffer, the gated linear recurrence): that is what engram's fused ops and
-loops are measured against. crsd_tiny follows memory/crsd/crsd.h, hebbian.h, episodic.h, reservoir.h
-and nn/spectral.h line by line.
+reservoir, the episodic buffer, the gated linear recurrence, the Titans memory, the CMR context
+drift): that is what engram's fused ops and loops are measured against. crsd_tiny follows
+memory/crsd/crsd.h, hebbian.h, episodic.h, reservoir.h and nn/spectral.h line by line; hybrid follows
+apps/common/memory_lm.h, memory/titans/memory_blocks.h, neural_memory.h, memory/cmr/episodic_cmr.h
+and nn/attention.h (LocalSelfAttention) for the variant the bench builds (a fresh state per step).
 """
 import argparse
 import json

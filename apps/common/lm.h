@@ -45,6 +45,9 @@ class LanguageModel {
   virtual Tensor forward_traced(const Tensor& ids, LMState& state, nn::NamedTensors& stages) = 0;
   // Cuts every state tensor from the graph that produced it (truncated backprop through time).
   virtual void detach_state(LMState& state) const;
+  // Scalars about the last forward that the trainer logs with every metrics row (JSONL), e.g.
+  // the hybrid memory's gate per layer; none by default.
+  virtual std::vector<std::pair<std::string, double>> diagnostics() { return {}; }
 };
 
 // Builds the model named by model.kind with the config's sizes; draws initial weights from gen,

@@ -2,6 +2,7 @@
 #include "apps/common/memory_lm.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "autograd/ops.h"
 #include "memory/titans/memory_blocks.h"
@@ -85,6 +86,31 @@ class MemoryLM : public LanguageModel {
     return run(ids, state, &stages);
   }
   MemoryTransformer& model() { return m_; }
+  // The hybrid gate of the last forward, per layer: gate.<l>.mean and .std over its B x T tokens
+  // (sigmoid: the neural memory's weight g; softmax: the mean share of attention/neural/episodic).
+  std::vector<std::pair<std::string, double>> diagnostics() override {
+    std::vector<std::pair<std::string, double>> out;
+    for (size_t l = 0; l < m_.blocks.size(); ++l) {
+      auto* h = dynamic_cast<titans::GatedHybridBlock*>(m_.blocks[l].get());
+      if (!h || !h->last_gate.defined()) continue;
+      std::vector<double> g = to_dtype(h->last_gate, DType::f64).to_vector<double>();
+      if (h->gate_kind == titans::HybridGate::softmax) {
+        const char* names[] = {"attention", "neural", "episodic"};
+        for (int s = 0; s < 3; ++s) {
+          double m = 0;
+          for (size_t i = s; i < g.size(); i += 3) m += g[i];
+          out.emplace_back(fmt::format("gate.{}.{}", l, names[s]), m / double(g.size() / 3));
+        }
+        continue;
+      }
+      double m = 0, sq = 0;
+      for (double v : g) m += v, sq += v * v;
+      m /= double(g.size());
+      out.emplace_back(fmt::format("gate.{}.mean", l), m);
+      out.emplace_back(fmt::format("gate.{}.std", l), std::sqrt(std::max(0.0, sq / double(g.size()) - m * m)));
+    }
+    return out;
+  }
 
  private:
   Tensor run(const Tensor& ids, LMState& state, nn::NamedTensors* stages) {
@@ -159,8 +185,9 @@ std::vector<FieldSpec> memory_lm_fields() {
                    "episodic CMR: a bank in every block, or one bank all blocks read"),
       choice_field("model.memory_order", "attention_first", {"attention_first", "memory_first"},
                    "cmr_series: which of attention and memory comes first"),
-      int_field("model.titans_chunk", 16, 1, 65536, "Titans: tokens per chunk of inner gradients"),
-      real_field("model.titans_max_lr", 0.1, 1e-6, 10.0, "Titans: ceiling of the inner learning rate"),
+      int_field("model.titans_chunk", 1, 1, 65536, "Titans: tokens per chunk of inner gradients "
+                "(max_lr x chunk <= 1)"),
+      real_field("model.titans_max_lr", 0.5, 1e-6, 10.0, "Titans: ceiling of the inner learning rate"),
       choice_field("model.hybrid_gate", "sigmoid", {"sigmoid", "softmax"},
                    "hybrid: g z_neural + (1-g) z_episodic, or a softmax over attention/neural/episodic"),
   };

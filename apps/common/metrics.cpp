@@ -101,7 +101,7 @@ MetricsLog::~MetricsLog() {
   if (jsonl_) std::fclose(jsonl_);
 }
 
-void MetricsLog::write(const MetricsRow& r) {
+void MetricsLog::write(const MetricsRow& r, const std::vector<std::pair<std::string, double>>& extra) {
   const std::pair<const char*, double> fields[] = {
       {"loss", r.loss}, {"bpc", r.bpc},   {"ppl", r.ppl}, {"acc", r.acc}, {"lr", r.lr},
       {"grad_norm", r.grad_norm}, {"tokens_per_s", r.tokens_per_s}, {"seconds", r.seconds}};
@@ -112,6 +112,8 @@ void MetricsLog::write(const MetricsRow& r) {
     csv += has ? fmt::format(",{:.9g}", v) : ",";
     if (has) json += fmt::format(",\"{}\":{:.9g}", name, v);
   }
+  for (auto& [name, v] : extra)
+    if (std::isfinite(v)) json += fmt::format(",\"{}\":{:.9g}", name, v);
   std::fprintf(csv_, "%s\n", csv.c_str());
   std::fprintf(jsonl_, "%s}\n", json.c_str());
 }

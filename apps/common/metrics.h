@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace engram::apps {
 
@@ -57,7 +59,8 @@ class MetricsLog {
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
-  void write(const MetricsRow& row);
+  // `extra`: a model's own diagnostics (memory_lm's gate statistics), JSONL only.
+  void write(const MetricsRow& row, const std::vector<std::pair<std::string, double>>& extra = {});
   void flush();
   std::string csv_path() const { return csv_path_; }
 

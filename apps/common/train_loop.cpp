@@ -381,7 +381,7 @@ void TrainingRun::log_step(const StepStats& s) {
   window_loss += l, ++window_steps;
   const double tps = double(tokens_done) / train_seconds;
   metrics->write({step, "train", l, train_bpc(l), std::exp(l), NAN, s.lr, s.grad_norm, tps,
-                  train_seconds});
+                  train_seconds}, lm->diagnostics());
   if (s.trace) print_trace(s);
   const double mean = window_loss / double(window_steps);
   progress.step(step, mean, train_bpc(mean), tps,
@@ -407,7 +407,8 @@ void TrainingRun::evaluate_and_checkpoint() {
                 ckpt_every = cfg.get_int("train.checkpoint_every");
   if (eval_every > 0 && step % eval_every == 0 && step != steps) {
     EvalResult v = evaluate(*lm, val, cfg.get_int("train.eval_batches"));
-    metrics->write({step, "val", v.loss, v.bpc, v.ppl, v.acc, NAN, NAN, NAN, train_seconds});
+    metrics->write({step, "val", v.loss, v.bpc, v.ppl, v.acc, NAN, NAN, NAN, train_seconds},
+                   lm->diagnostics());
     progress.print(fmt::format("val @ step {}: loss {:.4f} | bpc {:.3f} | ppl {:.2f} | acc {:.3f} "
                                "({} tokens)", step, v.loss, v.bpc, v.ppl, v.acc, v.tokens));
   }
@@ -443,7 +444,7 @@ TrainResult TrainingRun::finish() {
                                            double(recent.size());
   result.val = evaluate(*lm, val, cfg.get_int("train.final_eval_batches"));
   metrics->write({step, "val", result.val.loss, result.val.bpc, result.val.ppl, result.val.acc,
-                  NAN, NAN, NAN, train_seconds});
+                  NAN, NAN, NAN, train_seconds}, lm->diagnostics());
   metrics->flush();
   if (last_ckpt != step) progress.print("checkpoint: " + write_checkpoint());
   const std::string model_path = (fs::path(dir) / "model.safetensors").string();

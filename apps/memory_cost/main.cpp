@@ -38,7 +38,8 @@
 // Output: the formula table, the measured table (FLOPs fwd and fwd+bwd, state bytes, time per
 // token: std::chrono, median of repeats, one thread by default), then sweeps over L (64..8192)
 // and M (16..4096), each as CSV and gnuplot PNGs on log-log axes (predicted lines, measured
-// points) under --out: cost_vs_L.csv, cost_vs_M.csv, cost_vs_L_flops.png, cost_vs_L_bytes.png,
+// points) under --out: cost_vs_L.csv, cost_vs_M.csv, cost_vs_L_flops.png, cost_vs_L_mixing.png
+// (FLOPs beyond the projections, which all three share at ~8 d^2 per token), cost_vs_L_bytes.png,
 // cost_vs_L_time.png, cost_vs_M_flops.png, cost_vs_M_bytes.png. A size whose estimated peak
 // memory exceeds --max-gb is skipped with a `skip:` line. Where a measurement differs from a
 // formula by more than 10% the ratio is printed (`mismatch:` lines, or `redundant:` against an
@@ -99,11 +100,13 @@ struct Cost {
   double flops_ideal = 0;  // forward, the textbook count (== flops unless the code does more)
   double flops_fb = 0;     // forward + backward as counted (3 x matmul + memory kernel forwards)
   double bytes = 0;        // carried state (attention: its K/V)
+  double proj = 0;         // the projections' share of flops (input and output matmuls)
+  double base = 0;         // the share engram and the ideal count agree on (proj, drift)
 };
 
 Cost attention_full(const Sizes& z, double L) {
   const double d = double(z.d), proj = 8 * L * d * d, scores = 4 * L * L * d;
-  return {proj + scores, proj + scores, 3 * (proj + scores), 2 * L * d * z.B};
+  return {proj + scores, proj + scores, 3 * (proj + scores), 2 * L * d * z.B, proj, proj};
 }
 
 // LocalSelfAttention, one call with an empty cache (keys = the call's L tokens, no persistent).
@@ -111,7 +114,7 @@ Cost attention_local(const Sizes& z, double L) {
   const double d = double(z.d), proj = 8 * L * d * d;
   const double dense = 4 * L * L * d, ideal = 4 * L * std::min(double(z.W), L) * d;
   return {proj + dense, proj + ideal, 3 * (proj + dense),
-          std::min(double(z.W - 1), L) * d * z.B};
+          std::min(double(z.W - 1), L) * d * z.B, proj, proj};
 }
 
 double neural_kernel(const Sizes& z, double L, double rho) {
@@ -125,7 +128,7 @@ double neural_proj(const Sizes& z, double L) {
 Cost neural(const Sizes& z, double L, double rho = 1.0) {
   const double proj = neural_proj(z, L), kern = neural_kernel(z, L, rho);
   const double P = double(z.H * z.dh * z.dh);
-  return {proj + kern, proj + kern, 3 * proj + neural_kernel(z, L, 1.0), 2 * P * z.B};
+  return {proj + kern, proj + kern, 3 * proj + neural_kernel(z, L, 1.0), 2 * P * z.B, proj, proj};
 }
 
 // EpisodicCMR over L tokens in calls of `call` tokens (call >= L: one call), starting at
@@ -133,11 +136,12 @@ Cost neural(const Sizes& z, double L, double rho = 1.0) {
 Cost episodic(const Sizes& z, double L, double M, int64_t call) {
   const double d = double(z.d), w = double(z.H * z.dh), H = double(z.H), dh = double(z.dh);
   Cost c;
-  double matmul = 0, drift = 0;
+  double matmul = 0, drift = 0, proj = 0;
   for (int64_t p0 = 0; p0 < int64_t(L); p0 += call) {
     const int64_t T = std::min<int64_t>(call, int64_t(L) - p0);
     int64_t N = 0;
     for (int64_t p = p0; p < p0 + T; ++p) N += (p + 1) % z.S == 0;
+    proj += 8 * double(T) * d * w;
     matmul += 8 * double(T) * d * w + 4 * double(T) * w * (M + double(N));
     drift += double(T) * H * (5 * dh + 8);
   }
@@ -145,6 +149,7 @@ Cost episodic(const Sizes& z, double L, double M, int64_t call) {
   c.flops_ideal = 8 * L * d * w + L * H * (5 * dh + 8) + 4 * L * w * M;
   c.flops_fb = 3 * matmul + drift;
   c.bytes = H * (2 * M * dh * z.B + M * z.B + 8 * M + 2 * dh * z.B) + 8;
+  c.proj = proj, c.base = proj + drift;
   return c;
 }
 
@@ -180,7 +185,7 @@ std::pair<double, double> count_and_time(const std::function<void()>& fwd, doubl
   flops::Scope scope;
   double first = seconds(fwd);
   const double counted = double(scope.elapsed());
-  const int n = std::min<int>(reps, int(3e10 / std::max(predicted, 1.0)));
+  const int n = int(std::min(double(reps), 3e10 / std::max(predicted, 1.0)));
   if (n < 1) return {counted, first};
   std::vector<double> t;
   for (int i = 0; i < n; ++i) t.push_back(seconds(fwd));
@@ -263,6 +268,7 @@ struct Bench {
   titans::NeuralMemoryConfig neural_config() const {
     titans::NeuralMemoryConfig c;
     c.d_model = z.d, c.heads = z.H, c.head_dim = z.dh, c.chunk = z.C;
+    c.max_lr = std::min(c.max_lr, 1.0 / double(z.C));  // the stability bound; costs do not depend on it
     return c;
   }
 
@@ -339,12 +345,15 @@ struct Checker {
   }
 };
 
-// against a textbook formula the code does not reach: only reported
-void report_ideal(const std::string& what, double ideal, double measured, const std::string& why) {
-  if (!std::isfinite(measured) || ideal <= 0) return;
-  const double r = measured / ideal;
-  if (std::abs(r - 1) > kTolerance)
-    fmt::print("redundant: {} measured/ideal={:.3f} ({})\n", what, r, why);
+// Against a textbook formula the code does not reach: only reported, for the whole forward and
+// for the one term that differs (measured minus the terms both counts share).
+void report_ideal(const std::string& what, const std::string& term, const Cost& c,
+                  double measured, const std::string& why) {
+  if (!std::isfinite(measured) || c.flops_ideal <= 0 || c.flops_ideal == c.flops) return;
+  const double r = measured / c.flops_ideal, rt = (measured - c.base) / (c.flops_ideal - c.base);
+  if (std::abs(rt - 1) > kTolerance)
+    fmt::print("redundant: {} forward measured/ideal={:.3f}, {} term measured/ideal={:.3f} ({})\n",
+               what, r, term, rt, why);
 }
 
 struct Table {
@@ -388,21 +397,29 @@ std::string loglog_plot(const std::string& dir, const std::string& file, const T
                          csv, t.col(s.column), s.points ? "points pt 7 ps 1.3" : "lines lw 2",
                          colours[s.colour % 6], s.title);
   }
+  double xmin = INFINITY, xmax = 0;
+  std::string xtics;
+  for (const auto& r : t.rows) {
+    xmin = std::min(xmin, r[0]), xmax = std::max(xmax, r[0]);
+    xtics += fmt::format("{}{:g}", xtics.empty() ? "" : ", ", r[0]);
+  }
   const std::string png = (fs::path(dir) / (file + ".png")).string();
   const std::string gp = (fs::path(dir) / (file + ".gp")).string();
   std::ofstream(gp) << fmt::format(R"(set datafile separator ','
 set datafile missing 'NaN'
-set terminal png size 800,560 font ',11'
+set terminal png size 1050,520 font ',11'
 set output '{}'
 set title '{}'
 set xlabel '{}'
 set ylabel '{}'
 set logscale xy
+set xrange [{}:{}]
+set xtics ({})
 set format y '10^{{%L}}'
 set grid
-set key top left
+set key outside right top font ',10'
 plot {}
-)", png, title, xlabel, ylabel, plots);
+)", png, title, xlabel, ylabel, xmin / 1.25, xmax * 1.25, xtics, plots);
   const std::string cmd = fmt::format("gnuplot '{}' > '{}.log' 2>&1", gp, gp);
   if (std::system(cmd.c_str()) != 0) return fmt::format("(gnuplot failed: see {}.log)", gp);
   fs::remove(gp + ".log");
@@ -472,16 +489,16 @@ int run(Options o) {
     std::string name;
     Cost c;
     Measured m;
-    std::string why_ideal;
+    std::string term, why_ideal;
   };
   std::vector<MRow> mrows;
-  mrows.push_back({"attention_full", attention_full(z, L), bench.attention(o.L, true), ""});
+  mrows.push_back({"attention_full", attention_full(z, L), bench.attention(o.L, true), "", ""});
   mrows.push_back({fmt::format("attention_local_W{}", z.W), attention_local(z, L),
-                   bench.local_attention(o.L, true),
+                   bench.local_attention(o.L, true), "scores+values",
                    "dense masked scores: all L x L are computed, the window only masks them"});
-  mrows.push_back({"neural_memory", neural(z, L), bench.neural_memory(o.L, true), ""});
+  mrows.push_back({"neural_memory", neural(z, L), bench.neural_memory(o.L, true), "", ""});
   mrows.push_back({"episodic_cmr", episodic(z, L, M, o.L),
-                   bench.episodic_memory(o.L, o.M, o.L, true),
+                   bench.episodic_memory(o.L, o.M, o.L, true), "read",
                    "the read scores the M slots and all of this call's L/S writes, masked"});
   fmt::print("\nmeasured (one call [1, L, d]; flops from core/flops.h; time: median, {} thread(s))\n",
              o.threads);
@@ -498,7 +515,7 @@ int run(Options o) {
     chk.check(r.name + " forward flops", r.c.flops, r.m.flops);
     chk.check(r.name + " fwd+bwd flops", r.c.flops_fb, r.m.flops_fb);
     chk.check(r.name + " state bytes", r.c.bytes, r.m.bytes);
-    report_ideal(r.name + " forward flops", r.c.flops_ideal, r.m.flops, r.why_ideal);
+    report_ideal(r.name, r.term, r.c, r.m.flops, r.why_ideal);
   }
 
   // ---- (b) sweeps
@@ -522,9 +539,11 @@ int run(Options o) {
     Table tl;
     tl.columns = {"L"};
     for (const char* m : {"attn", "neural", "episodic", "episodic_stream"})
-      for (const char* f : {"flops_pred", "flops_meas", "bytes_pred", "bytes_meas", "us_per_token"})
+      for (const char* f : {"flops_pred", "flops_meas", "bytes_pred", "bytes_meas", "us_per_token",
+                            "mix_pred", "mix_meas"})
         tl.columns.push_back(fmt::format("{}_{}", m, f));
     tl.columns.push_back("episodic_flops_ideal");
+    tl.columns.push_back("episodic_mix_ideal");
     fmt::print("\nsweep over L (M={}, episodic_stream: calls of {} tokens, bank carried)\n", o.M,
                o.call);
     fmt::print("{:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9}   (flops/token; us/token)\n",
@@ -534,7 +553,8 @@ int run(Options o) {
       const double l = double(Lv);
       std::vector<double> row{l};
       auto add = [&](const std::string& name, const Cost& c, const Measured& m) {
-        row.insert(row.end(), {c.flops / l, m.flops / l, c.bytes, m.bytes, m.us_per_token});
+        row.insert(row.end(), {c.flops / l, m.flops / l, c.bytes, m.bytes, m.us_per_token,
+                               (c.flops - c.proj) / l, (m.flops - c.proj) / l});
         chk.check(fmt::format("{} L={} forward flops", name, Lv), c.flops, m.flops);
         chk.check(fmt::format("{} L={} state bytes", name, Lv), c.bytes, m.bytes);
       };
@@ -549,6 +569,8 @@ int run(Options o) {
       add("attention", ca, ma), add("neural", cn, mn), add("episodic", ce, me),
           add("episodic_stream", cs, ms);
       row.push_back(ce.flops_ideal / l);
+      row.push_back((ce.flops_ideal - ce.proj) / l);
+      report_ideal(fmt::format("episodic L={}", Lv), "read", ce, me.flops, "one call");
       tl.rows.push_back(row);
       fmt::print("{:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9}\n", Lv,
                  fmt_or_na(ma.flops / l, "{:.4g}"), fmt_or_na(mn.flops / l, "{:.4g}"),
@@ -600,6 +622,18 @@ int run(Options o) {
          {"episodic_stream_flops_pred", fmt::format("episodic, calls of {} (formula)", o.call), false, 4},
          {"episodic_stream_flops_meas", fmt::format("episodic, calls of {} (measured)", o.call), true, 4},
          {"episodic_flops_ideal", "episodic ideal 8d^2+4Md (formula)", false, 0}}));
+    notes.push_back(loglog_plot(
+        o.out, "cost_vs_L_mixing", tl, csv_l,
+        "FLOPs per token beyond the projections (" + cl + ")", "L (tokens)", "FLOPs per token",
+        {{"attn_mix_pred", "attention 4Ld (formula)", false, 1},
+         {"attn_mix_meas", "attention (measured)", true, 1},
+         {"neural_mix_pred", "neural memory H(9dh^2+3dh+1) (formula)", false, 2},
+         {"neural_mix_meas", "neural memory (measured)", true, 2},
+         {"episodic_mix_pred", "episodic, one call (formula)", false, 3},
+         {"episodic_mix_meas", "episodic, one call (measured)", true, 3},
+         {"episodic_stream_mix_pred", fmt::format("episodic, calls of {} (formula)", o.call), false, 4},
+         {"episodic_stream_mix_meas", fmt::format("episodic, calls of {} (measured)", o.call), true, 4},
+         {"episodic_mix_ideal", "episodic ideal 4Md+H(5dh+8) (formula)", false, 0}}));
     notes.push_back(loglog_plot(
         o.out, "cost_vs_L_bytes", tl, csv_l, "state carried after L tokens (" + cl + ", f32)",
         "L (tokens)", "bytes",

@@ -6,6 +6,9 @@
 //   build/apps/memory_lm probe [probe options] [LM options]
 //        train on a synthetic key-value recall stream (apps/common/kv_recall.h), then measure
 //        recall accuracy at distances d from W/2 to 16W: <out>/kv_recall.csv and .png
+//        probe options: --probe-bytes N (training stream, 1.5M) --probe-trials N (200 per d)
+//        --probe-distances 16,32,... --kv-d-max D (512) --kv-keys K (8) --kv-bind-every N (24)
+//        --kv-distractors N (4 other bindings inside each probe's gap)
 //   build/apps/memory_lm gates RUN_DIR [--text FILE] [--bytes N]
 //        run a trained hybrid model over a text: its gate per token and layer,
 //        <run>/gates.csv and a heatmap <run>/gates.png; mean and spread over the text
@@ -79,6 +82,8 @@ int run_probe(int argc, char** argv) {
     else if (a == "--probe-distances") distances_arg = value("--probe-distances");
     else if (a == "--kv-d-max") kv.d_max = std::stoll(value("--kv-d-max"));
     else if (a == "--kv-keys") kv.keys = int(std::stoll(value("--kv-keys")));
+    else if (a == "--kv-bind-every") kv.bind_every = std::stoll(value("--kv-bind-every"));
+    else if (a == "--kv-distractors") kv.distractors = int(std::stoll(value("--kv-distractors")));
     else {
       if (a == "--out" && i + 1 < argc) out = argv[i + 1];
       rest.push_back(a);

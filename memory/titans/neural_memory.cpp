@@ -25,6 +25,9 @@ void validate(const NeuralMemoryConfig& c) {
                "and head_dim {} must be positive", c.d_model, c.heads, c.head_dim);
   ENGRAM_CHECK(c.chunk > 0, "neural memory: chunk must be positive, got {}", c.chunk);
   ENGRAM_CHECK(c.max_lr > 0, "neural memory: max_lr must be positive, got {}", c.max_lr);
+  ENGRAM_CHECK(c.max_lr * double(c.chunk) <= 1.0, "neural memory: max_lr {} x chunk {} = {} > 1: "
+               "a chunk of repeated keys would step past the minimum and diverge (lower max_lr or "
+               "chunk; see neural_memory.h)", c.max_lr, c.chunk, c.max_lr * double(c.chunk));
   for (auto [name, v] : {std::pair{"theta_fraction", c.theta_fraction},
                          std::pair{"eta_init", c.eta_init}, std::pair{"alpha_init", c.alpha_init}})
     ENGRAM_CHECK(v > 0 && v < 1, "neural memory: {} must lie strictly inside its range, got {}",

@@ -17,7 +17,14 @@
 // Trained the paper's way (§3.2, eq. 16): in each chunk of b tokens every inner gradient is taken
 // at the chunk's starting weights, so b = 1 is the sequential rule. The whole recurrence is the
 // fused op titans_linear_memory (autograd/titans_ops.cpp) with a hand-written backward through the
-// inner updates, second-order terms included. M_0 is a learned parameter per head (as in
+// inner updates, second-order terms included.
+// Stability. ||k|| = 1, so along k the inner loss has curvature 2 and one step multiplies the error
+// by (1 - 2 theta). Inside a chunk every gradient is the stale one at the chunk's start, so b
+// tokens with the same key step 2 theta b at once: beyond 2 theta b = 2 the memory diverges. Text
+// repeats keys all the time, and a memory carried along a stream of thousands of tokens did
+// diverge (NaN) at max_lr 0.1, chunk 16. validate() therefore demands max_lr * chunk <= 1. On
+// the CPU the fused kernel costs the same per token for any chunk (it walks the tokens either
+// way), so the default is b = 1, the sequential rule; b > 1 is the paper's parallel form. M_0 is a learned parameter per head (as in
 // lucidrains; the paper leaves it open); the state carries M and S from one call to the next.
 #pragma once
 #include "nn/layers.h"
@@ -26,8 +33,8 @@ namespace engram::titans {
 
 struct NeuralMemoryConfig {
   int64_t d_model = 64, heads = 4, head_dim = 16;
-  int64_t chunk = 16;       // b: tokens whose inner gradients share the chunk's starting weights
-  double max_lr = 0.1;      // theta's ceiling (theta * chunk ~ 1 or more diverges: stale gradients)
+  int64_t chunk = 1;        // b: tokens whose inner gradients share the chunk's starting weights
+  double max_lr = 0.5;      // theta's ceiling; max_lr * chunk <= 1 (see validate)
   // initial gate values (through the biases): theta = theta_fraction * max_lr, eta, alpha
   double theta_fraction = 0.5, eta_init = 0.7, alpha_init = 0.02;
 };
