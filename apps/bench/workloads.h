@@ -363,7 +363,7 @@ inline Workload make_workload(const std::string& name, uint64_t seed) {
   else if (name == "hebbian") w = make_hebbian(gen);
   else if (name == "epinet") w = make_epinet(gen);
   else if (name == "crsd_tiny") w = make_crsd_tiny(gen);
-  else if (name == "hybrid") w = make_hybrid(gen);
+  else if (name == "hybrid") w = make_hybrid(gen), w.meta["check_tolerance"] = "5e-7";
   else ENGRAM_FAIL("unknown workload '{}' (known: {})", name, fmt::join(workload_names(), ", "));
   w.meta["workload"] = name;
   return w;
