@@ -190,4 +190,22 @@ TitansMemoryScan titans_linear_memory(const Tensor& q, const Tensor& k, const Te
                                       const Tensor& theta, const Tensor& eta, const Tensor& alpha,
                                       const Tensor& m0, const Tensor& s0, int64_t chunk);
 
+// Titans at depth 2 (the paper's deep memory, L_M = 2): M(x) = W2 silu(W1 x), W1 [h, dk],
+// W2 [dv, h], trained like the linear memory on ||M(k_t) - v_t||^2 with every gradient of a chunk
+// taken at its starting weights W1_0c, W2_0c:
+//   y_t = W2_{t-1} silu(W1_{t-1} q_t) ;  a_t = W1_0c k_t ;  z_t = silu(a_t) ;
+//   e_t = 2 (W2_0c z_t - v_t) ;  G2_t = e_t z_t^T ;  G1_t = ((W2_0c^T e_t) * silu'(a_t)) k_t^T ;
+//   S{1,2}_t = eta_t S_{t-1} - theta_t G_t ;  W{1,2}_t = (1 - alpha_t) W_{t-1} + S_t.
+// q, k [B, T, dk], v [B, T, dv], theta/eta/alpha [B, T], w1/s1 [B, h, dk], w2/s2 [B, dv, h]
+// (s1, s2 undefined = zeros). Every input gets a gradient, second-order terms included.
+struct TitansMLPScan {
+  Tensor retrieved;  // y [B, T, dv]
+  Tensor w1, w2;     // the weights after the last token
+  Tensor s1, s2;     // the momenta after the last token
+};
+TitansMLPScan titans_mlp_memory(const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& theta, const Tensor& eta, const Tensor& alpha,
+                                const Tensor& w1, const Tensor& w2, const Tensor& s1,
+                                const Tensor& s2, int64_t chunk);
+
 }  // namespace engram

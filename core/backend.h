@@ -149,6 +149,25 @@ struct Backend {
                                         Tref dm_last, Tref ds_last, Tref dq, Tref dk, Tref dv,
                                         Tref dtheta, Tref deta, Tref dalpha, Tref dm0,
                                         Tref ds0) = nullptr;
+  // Deep (depth-2) memory: W1 [h, dk], W2 [dv, h], M(x) = W2 silu(W1 x), per chunk with W1_0c,
+  // W2_0c the weights entering chunk c:  y_t = W2_{t-1} silu(W1_{t-1} q_t) ; a_t = W1_0c k_t ;
+  // z_t = silu(a_t) ; e_t = 2 (W2_0c z_t - v_t) ; G2_t = e_t z_t^T ;
+  // G1_t = ((W2_0c^T e_t) * silu'(a_t)) k_t^T ; S_t = eta_t S_{t-1} - theta_t G_t ;
+  // W_t = (1 - alpha_t) W_{t-1} + S_t (for both layers). w1 [B, h, dk], w2 [B, dv, h]; s1, s2
+  // the same shapes or undefined (zeros); all contiguous. Writes y [B, T, dv], the last
+  // w1/w2/s1/s2 and the checkpoints [B, ceil(T/chunk), ...] of the four entering each chunk.
+  void (*titans_mlp_memory)(Tref q, Tref k, Tref v, Tref theta, Tref eta, Tref alpha, Tref w1,
+                            Tref w2, Tref s1, Tref s2, int64_t chunk, Tref y, Tref w1_last,
+                            Tref w2_last, Tref s1_last, Tref s2_last, Tref ckpt_w1, Tref ckpt_w2,
+                            Tref ckpt_s1, Tref ckpt_s2) = nullptr;
+  // Reverse pass from the checkpoints; the d*_last may be undefined (zero). Writes (overwrites)
+  // dq, dk, dv, dtheta, deta, dalpha, dw1, dw2, ds1, ds2.
+  void (*titans_mlp_memory_backward)(Tref q, Tref k, Tref v, Tref theta, Tref eta, Tref alpha,
+                                     Tref ckpt_w1, Tref ckpt_w2, Tref ckpt_s1, Tref ckpt_s2,
+                                     int64_t chunk, Tref dy, Tref dw1_last, Tref dw2_last,
+                                     Tref ds1_last, Tref ds2_last, Tref dq, Tref dk, Tref dv,
+                                     Tref dtheta, Tref deta, Tref dalpha, Tref dw1, Tref dw2,
+                                     Tref ds1, Tref ds2) = nullptr;
 };
 
 const Backend& backend(Device d);

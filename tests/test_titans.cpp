@@ -51,12 +51,17 @@ template <class F> Tensor two_calls(const Tensor& x, int64_t cut, F&& call) {
 
 }  // namespace
 
-TEST_CASE("titans neural memory: gradchecked in f64 over two calls, chunks of 1 and 3") {
-  for (int64_t chunk : {1, 3}) {
+TEST_CASE("titans neural memory: gradchecked in f64 over two calls, chunks of 1 and 3, depth 1 and 2") {
+  for (auto [chunk, depth] : {std::pair{1, 1}, std::pair{3, 1}, std::pair{1, 2}, std::pair{3, 2}}) {
+    CAPTURE(chunk);
+    CAPTURE(depth);
     Generator g(2);
-    NeuralMemory m(small_memory(chunk), &g);
+    NeuralMemoryConfig c = small_memory(chunk);
+    c.depth = depth;
+    NeuralMemory m(c, &g);
     m.to(DType::f64);
-    raw::copy_(m.initial_memory, mul(randn(m.initial_memory.shape(), DType::f64, &g), 0.3));
+    if (depth == 1)
+      raw::copy_(m.initial_memory, mul(randn(m.initial_memory.shape(), DType::f64, &g), 0.3));
     Tensor x = randn({2, 7, 6}, DType::f64, &g);
     check_gradient(m, [&](const Tensor& xi) {
       NeuralMemoryState s;
@@ -67,7 +72,9 @@ TEST_CASE("titans neural memory: gradchecked in f64 over two calls, chunks of 1 
 
 TEST_CASE("titans neural memory: a stream cut at chunk boundaries equals the uncut stream") {
   Generator g(3);
-  NeuralMemory m(small_memory(4), &g);
+  NeuralMemoryConfig c = small_memory(4);
+  c.depth = 2;
+  NeuralMemory m(c, &g);
   m.to(DType::f64);
   NoGradGuard ng;
   Tensor x = randn({2, 12, 6}, DType::f64, &g);
@@ -76,6 +83,7 @@ TEST_CASE("titans neural memory: a stream cut at chunk boundaries equals the unc
   Tensor cut = two_calls(x, 8, [&](const Tensor& part) { return m.forward(part, cut_state); });
   CHECK(max_abs_diff(whole, cut) < 1e-13);
   CHECK(max_abs_diff(whole_state.memory, cut_state.memory) < 1e-13);
+  CHECK(max_abs_diff(whole_state.memory2, cut_state.memory2) < 1e-13);
   // the gates start where the config puts them, whatever the token
   std::vector<double> theta = m.last_theta.to_vector<double>();
   for (double t : theta) CHECK(t == doctest::Approx(0.2 * 0.5).epsilon(0.05));
@@ -140,7 +148,7 @@ TEST_CASE("memory LMs: every kind cut into calls gives the logits of the uncut s
       apps::Config cfg(apps::lm_schema("titans_test"));
       for (std::string s : {"model.d_model=8", "model.layers=2", "model.heads=2", "model.window=5",
                             "model.memory_heads=2", "model.memory_slots=4", "model.memory_segment=2",
-                            "model.titans_chunk=3", "model.titans_max_lr=0.3",
+                            "model.titans_chunk=3", "model.titans_max_lr=0.3", "model.titans_depth=2",
                             "model.memory_policy=lowest_use",
                             "model.memory_top_k=2", "model.persistent=2"})
         cfg.apply_override(s);

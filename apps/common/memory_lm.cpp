@@ -40,6 +40,7 @@ class MemoryTransformer : public nn::Module {
     titans::NeuralMemoryConfig neural;
     neural.d_model = E, neural.heads = epi.heads, neural.head_dim = epi.head_dim;
     neural.chunk = cfg.get_int("model.titans_chunk"), neural.max_lr = cfg.get_real("model.titans_max_lr");
+    neural.depth = cfg.get_int("model.titans_depth");
     shared = cfg.get_string("model.memory_placement") == "shared" &&
              (kind == "cmr_parallel" || kind == "cmr_series" || kind == "hybrid");
     const bool memory_first = cfg.get_string("model.memory_order") == "memory_first";
@@ -185,6 +186,8 @@ std::vector<FieldSpec> memory_lm_fields() {
                    "episodic CMR: a bank in every block, or one bank all blocks read"),
       choice_field("model.memory_order", "attention_first", {"attention_first", "memory_first"},
                    "cmr_series: which of attention and memory comes first"),
+      int_field("model.titans_depth", 1, 1, 2, "Titans: 1 = a matrix memory, 2 = W2 SiLU(W1 x) "
+                "(use titans_max_lr <= 0.1: 0.5 diverged)"),
       int_field("model.titans_chunk", 1, 1, 65536, "Titans: tokens per chunk of inner gradients "
                 "(max_lr x chunk <= 1)"),
       real_field("model.titans_max_lr", 0.5, 1e-6, 10.0, "Titans: ceiling of the inner learning rate"),

@@ -8,7 +8,7 @@ runs=${1:-runs/memory_lm_table}
 fig=${2:-apps/memory_lm/figures}
 probe=${3:-probe_s0}
 mkdir -p "$fig"
-variants="local_attention cmr_parallel cmr_series cmr_parallel_shared titans_mag hybrid"
+variants="local_attention cmr_parallel cmr_series cmr_parallel_shared titans_mag hybrid cmr_parallel_m256 cmr_parallel_seg4"
 bpc_plot="" recall_plot=""
 for v in $variants; do
   m=$runs/${v}_s0/metrics.csv

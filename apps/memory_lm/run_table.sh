@@ -9,7 +9,8 @@ set -euo pipefail
 out=${1:-runs/memory_lm_table}
 shift || true
 seeds=${*:-0 1}
-steps=${STEPS:-250}
+steps=${STEPS:-250}              # fortunes runs
+probe_steps=${PROBE_STEPS:-800}  # key-value recall runs (a denser stream than the default)
 bin=build/apps/memory_lm
 mkdir -p "$out"
 export OMP_WAIT_POLICY=PASSIVE ENGRAM_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
@@ -29,7 +30,7 @@ for seed in $seeds; do
     sets=""
     for s in ${v#*|}; do sets="$sets --set $s"; done
     jobs+=("$bin --steps $steps --seed $seed $sets --set sample.length=0 --out $out/${name}_s$seed")
-    jobs+=("$bin probe --probe-trials 200 --steps $steps --seed $seed $sets --set sample.length=0 --out $out/${name}_probe_s$seed")
+    jobs+=("$bin probe --probe-trials 200 --kv-d-max 256 --kv-bind-every 8 --steps $probe_steps --seed $seed $sets --set sample.length=0 --out $out/${name}_probe_s$seed")
   done
 done
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '{} > "$(echo "{}" | sed -E "s/.*--out ([^ ]+).*/\1/").log" 2>&1 || echo "FAILED: {}"'

@@ -9,12 +9,15 @@ NeuralMemoryState load_neural(const BlockState& st, const std::string& prefix) {
   NeuralMemoryState s;
   if (auto it = st.find(prefix + "memory"); it != st.end()) s.memory = it->second;
   if (auto it = st.find(prefix + "momentum"); it != st.end()) s.momentum = it->second;
+  if (auto it = st.find(prefix + "memory2"); it != st.end()) s.memory2 = it->second;
+  if (auto it = st.find(prefix + "momentum2"); it != st.end()) s.momentum2 = it->second;
   return s;
 }
 
 void store_neural(const NeuralMemoryState& s, BlockState& st, const std::string& prefix) {
   st[prefix + "memory"] = s.memory;
   st[prefix + "momentum"] = s.momentum;
+  if (s.memory2.defined()) st[prefix + "memory2"] = s.memory2, st[prefix + "momentum2"] = s.momentum2;
 }
 
 // ---------------------------------------------------------------- MAG

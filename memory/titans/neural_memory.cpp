@@ -24,6 +24,7 @@ void validate(const NeuralMemoryConfig& c) {
   ENGRAM_CHECK(c.d_model > 0 && c.heads > 0 && c.head_dim > 0, "neural memory: d_model {}, heads {} "
                "and head_dim {} must be positive", c.d_model, c.heads, c.head_dim);
   ENGRAM_CHECK(c.chunk > 0, "neural memory: chunk must be positive, got {}", c.chunk);
+  ENGRAM_CHECK(c.depth == 1 || c.depth == 2, "neural memory: depth must be 1 or 2, got {}", c.depth);
   ENGRAM_CHECK(c.max_lr > 0, "neural memory: max_lr must be positive, got {}", c.max_lr);
   ENGRAM_CHECK(c.max_lr * double(c.chunk) <= 1.0, "neural memory: max_lr {} x chunk {} = {} > 1: "
                "a chunk of repeated keys would step past the minimum and diverge (lower max_lr or "
@@ -41,6 +42,13 @@ NeuralMemory::NeuralMemory(const NeuralMemoryConfig& c, Generator* gen)
   const int64_t W = c.heads * c.head_dim;
   qkv = register_module("qkv", std::make_shared<nn::Linear>(c.d_model, 3 * W, false, gen));
   gates = register_module("gates", std::make_shared<nn::Linear>(c.d_model, 3 * c.heads, true, gen));
+  if (c.depth == 2) {
+    // A deep memory cannot start at zero: W2 = 0 gives W1 no gradient and SiLU(0) = 0 gives W2
+    // none. Both start as N(0, 1/dh) (variance-preserving, like lucidrains' xavier init).
+    initial_memory2 = register_parameter("initial_memory2", empty({c.heads, c.head_dim, c.head_dim}));
+    nn::init::normal_(initial_memory, 0.0, 1.0 / std::sqrt(double(c.head_dim)), gen);
+    nn::init::normal_(initial_memory2, 0.0, 1.0 / std::sqrt(double(c.head_dim)), gen);
+  }
   out = register_module("out", std::make_shared<nn::Linear>(W, c.d_model, true, gen));
   // Start every gate at its initial value whatever the token: small weights, bias = logit.
   nn::init::normal_(gates->weight, 0.0, 0.01, gen);
@@ -51,8 +59,8 @@ NeuralMemory::NeuralMemory(const NeuralMemoryConfig& c, Generator* gen)
 }
 
 std::string NeuralMemory::extra_repr() const {
-  return fmt::format("heads={}, head_dim={}, chunk={}, max_lr={}", cfg.heads, cfg.head_dim,
-                     cfg.chunk, cfg.max_lr);
+  return fmt::format("heads={}, head_dim={}, depth={}, chunk={}, max_lr={}", cfg.heads,
+                     cfg.head_dim, cfg.depth, cfg.chunk, cfg.max_lr);
 }
 
 Tensor NeuralMemory::forward(const Tensor& x, NeuralMemoryState& st) {
@@ -68,17 +76,29 @@ Tensor NeuralMemory::forward(const Tensor& x, NeuralMemoryState& st) {
   last_eta = slice(g, 1, H, 2 * H);
   last_alpha = slice(g, 1, 2 * H, 3 * H);
   auto rows = [&](const Tensor& t) { return reshape(t, {B * H, T}); };
-  Tensor m0 = st.memory.defined()
-                  ? st.memory
-                  : reshape(expand(unsqueeze(initial_memory, 0), {B, H, dh, dh}), {B * H, dh, dh});
-  ENGRAM_CHECK(m0.shape() == (Shape{B * H, dh, dh}), "NeuralMemory: state memory must be [{}, {}, {}], "
-               "got {}", B * H, dh, dh, shape_str(m0.shape()));
-  TitansMemoryScan scan = titans_linear_memory(q, k, v, rows(last_theta), rows(last_eta),
-                                               rows(last_alpha), m0, st.momentum, cfg.chunk);
-  st.memory = scan.memory;
-  st.momentum = scan.momentum;
+  auto start = [&](const Tensor& carried, const Tensor& initial) {
+    Tensor m = carried.defined()
+                   ? carried
+                   : reshape(expand(unsqueeze(initial, 0), {B, H, dh, dh}), {B * H, dh, dh});
+    ENGRAM_CHECK(m.shape() == (Shape{B * H, dh, dh}), "NeuralMemory: state memory must be [{}, {}, "
+                 "{}], got {}", B * H, dh, dh, shape_str(m.shape()));
+    return m;
+  };
+  Tensor y;
+  if (cfg.depth == 1) {
+    TitansMemoryScan scan = titans_linear_memory(q, k, v, rows(last_theta), rows(last_eta),
+                                                 rows(last_alpha), start(st.memory, initial_memory),
+                                                 st.momentum, cfg.chunk);
+    st.memory = scan.memory, st.momentum = scan.momentum, y = scan.retrieved;
+  } else {
+    TitansMLPScan scan = titans_mlp_memory(q, k, v, rows(last_theta), rows(last_eta),
+                                           rows(last_alpha), start(st.memory, initial_memory),
+                                           start(st.memory2, initial_memory2), st.momentum,
+                                           st.momentum2, cfg.chunk);
+    st.memory = scan.w1, st.memory2 = scan.w2, st.momentum = scan.s1, st.momentum2 = scan.s2;
+    y = scan.retrieved;
+  }
   for (Tensor* t : {&last_theta, &last_eta, &last_alpha}) *t = detach(*t);
-  Tensor y = scan.retrieved;  // [BH, T, dh]
   return out->forward(reshape(permute(reshape(y, {B, H, T, dh}), {0, 2, 1, 3}), {B, T, W}));
 }
 

@@ -1,8 +1,10 @@
 // memory/titans/neural_memory.h — Titans' neural long-term memory (Behrouz, Zhong & Mirrokni 2024,
 // arXiv:2501.00663 §3.1–3.2): a memory whose weights learn at test time.
 //
-// Per head h (width dh) the memory is a linear map M [dh, dh] (the paper's L_M = 1 "linear matrix
-// memory", equivalent to online linear regression). For x_t [B, T, E]:
+// Per head h (width dh) the memory is a linear map M [dh, dh] (depth 1: the paper's L_M = 1
+// "linear matrix memory", equivalent to online linear regression), or with depth 2 the "deep"
+// memory M(x) = W2 SiLU(W1 x), W1 [dh, dh], W2 [dh, dh] (fused op titans_mlp_memory; the same
+// inner loss, momentum and forgetting act on both matrices). For x_t [B, T, E]:
 //   q_t, k_t = normalize(SiLU(W_Q x_t)), normalize(SiLU(W_K x_t))   (§4.4: SiLU, l2-normalised)
 //   v_t      = SiLU(W_V x_t)
 //   theta_t  = max_lr * sigmoid(w_theta x_t + b_theta)               inner learning rate
@@ -24,7 +26,9 @@
 // repeats keys all the time, and a memory carried along a stream of thousands of tokens did
 // diverge (NaN) at max_lr 0.1, chunk 16. validate() therefore demands max_lr * chunk <= 1. On
 // the CPU the fused kernel costs the same per token for any chunk (it walks the tokens either
-// way), so the default is b = 1, the sequential rule; b > 1 is the paper's parallel form. M_0 is a learned parameter per head (as in
+// way), so the default is b = 1, the sequential rule; b > 1 is the paper's parallel form.
+// The deep memory's curvature grows with its weights, so no such bound holds for depth 2: in
+// memory_lm it diverged (NaN within 30 steps) at max_lr 0.5 and trained at 0.1. M_0 is a learned parameter per head (as in
 // lucidrains; the paper leaves it open); the state carries M and S from one call to the next.
 #pragma once
 #include "nn/layers.h"
@@ -33,6 +37,7 @@ namespace engram::titans {
 
 struct NeuralMemoryConfig {
   int64_t d_model = 64, heads = 4, head_dim = 16;
+  int64_t depth = 1;        // 1: M is a matrix; 2: M(x) = W2 SiLU(W1 x)
   int64_t chunk = 1;        // b: tokens whose inner gradients share the chunk's starting weights
   double max_lr = 0.5;      // theta's ceiling; max_lr * chunk <= 1 (see validate)
   // initial gate values (through the biases): theta = theta_fraction * max_lr, eta, alpha
@@ -41,8 +46,9 @@ struct NeuralMemoryConfig {
 void validate(const NeuralMemoryConfig& cfg);
 
 struct NeuralMemoryState {
-  Tensor memory;    // [BH, dh, dh], undefined = the learned M_0
+  Tensor memory;    // [BH, dh, dh] (W1 for depth 2), undefined = the learned M_0
   Tensor momentum;  // [BH, dh, dh], undefined = zeros
+  Tensor memory2, momentum2;  // depth 2: W2 and its momentum
 };
 
 class NeuralMemory : public nn::Module {
@@ -54,7 +60,8 @@ class NeuralMemory : public nn::Module {
 
   NeuralMemoryConfig cfg;
   std::shared_ptr<nn::Linear> qkv, gates, out;
-  Tensor& initial_memory;  // M_0 [H, dh, dh]
+  Tensor& initial_memory;  // M_0 [H, dh, dh] (W1_0 for depth 2)
+  Tensor initial_memory2;  // depth 2: W2_0 [H, dh, dh]
   // The gates of the last call, [B, H, T] each (for logging)
   Tensor last_theta, last_eta, last_alpha;
 };

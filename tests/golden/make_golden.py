@@ -204,6 +204,39 @@ def titans_linear_memory(xs, p):
     return (y * y).sum() + (M * M).sum() + (S * S).sum()
 
 
+def titans_mlp_memory(xs, p):
+    # opinfo_titans.cpp (Titans depth-2 memory M(x) = W2 silu(W1 x), chunks of p["chunk"]):
+    # y_t = W2_{t-1} silu(W1_{t-1} q_t); at the chunk's starting W1_0, W2_0: a = W1_0 k_t,
+    # z = silu(a), e = 2 (W2_0 z - v_t), G2 = e z^T, G1 = ((W2_0^T e) * silu'(a)) k_t^T;
+    # S = eta S - theta G, W = (1 - alpha) W + S for both layers;
+    # the sample returns the sum of the squares of y, W1, W2, S1, S2 after the last token.
+    q, k, v, theta, eta, alpha, W1, W2 = xs[:8]
+    if p.get("s", False):
+        S1, S2 = xs[8], xs[9]
+    else:
+        S1, S2 = torch.zeros_like(W1), torch.zeros_like(W2)
+    chunk = p.get("chunk", 16)
+    ys = []
+    for t in range(q.shape[1]):
+        if t % chunk == 0:
+            W10, W20 = W1, W2
+        ys.append(torch.einsum("boi,bi->bo", W2, F.silu(torch.einsum("bij,bj->bi", W1, q[:, t]))))
+        a = torch.einsum("bij,bj->bi", W10, k[:, t])
+        s = torch.sigmoid(a)
+        z = a * s
+        e = 2 * (torch.einsum("boi,bi->bo", W20, z) - v[:, t])
+        G2 = torch.einsum("bo,bi->boi", e, z)
+        delta = torch.einsum("boi,bo->bi", W20, e) * (s * (1 + a * (1 - s)))
+        G1 = torch.einsum("bi,bj->bij", delta, k[:, t])
+        th, et, keep = theta[:, t, None, None], eta[:, t, None, None], 1 - alpha[:, t, None, None]
+        S1 = et * S1 - th * G1
+        S2 = et * S2 - th * G2
+        W1 = keep * W1 + S1
+        W2 = keep * W2 + S2
+    y = torch.stack(ys, 1)
+    return (y * y).sum() + (W1 * W1).sum() + (W2 * W2).sum() + (S1 * S1).sum() + (S2 * S2).sum()
+
+
 def rfft(xs, p):
     return torch.view_as_real(torch.fft.rfft(xs[0]))
 
@@ -330,6 +363,7 @@ OPS = {
     "hebbian_scan": hebbian_scan,
     "cmr_drift_scan": cmr_drift_scan,
     "titans_linear_memory": titans_linear_memory,
+    "titans_mlp_memory": titans_mlp_memory,
 }
 NEEDS_SAMPLE = {"dropout"}
 
