@@ -19,6 +19,7 @@
 #include "apps/common/text_data.h"
 #include "apps/common/tokenizer.h"
 #include "apps/common/trainer.h"
+#include "autograd/tape.h"
 
 using namespace engram;
 using namespace engram::apps;
@@ -516,4 +517,57 @@ TEST_CASE("harness: the app turns every failure into one line and exit code 2") 
   CHECK(r.code == 0);
   CHECK(r.out.find("\nfinal: step=8 train_loss=") != std::string::npos);
   CHECK(r.out.find("\nsample (temperature 0.8, seed 0):\nThe ") != std::string::npos);
+}
+
+TEST_CASE("harness: a NaN stops the run with one line naming the step; anomaly mode names the op") {
+  TempDir dir;
+  const std::string data = dir.write("corpus.txt", tiny_corpus());
+  std::FILE* quiet = std::tmpfile();
+  Config cfg = tiny_config(data, dir.file("run"), "lstm");
+  cfg.apply_override("train.steps=4");
+  train_language_model(cfg, {"", false, quiet});
+  // A NaN in the head's bias (as a blown-up run leaves it) makes the next loss NaN.
+  const std::string ckpt = dir.file("run/checkpoints/step_00000004.safetensors");
+  nn::SafetensorsFile f = nn::load_safetensors(ckpt);
+  bool poisoned = false;
+  for (auto& [name, t] : f.tensors)
+    if (name == "head.bias") t.data<float>()[0] = NAN, poisoned = true;
+  REQUIRE(poisoned);
+  const std::string bad = dir.file("poisoned.safetensors");
+  nn::save_safetensors(bad, f.tensors, f.metadata);
+  Config resumed = checkpoint_config(bad, cfg.schema_ptr());
+  resumed.set("train.steps", "8", "test");
+  resumed.set("run.out", dir.file("resumed"), "test");
+  std::string e = error_of([&] { train_language_model(resumed, {bad, false, quiet}); });
+  CAPTURE(e);
+  CHECK(e.find("training diverged at step 5: the loss is nan") != std::string::npos);
+  CHECK(e.find("last good checkpoint is") != std::string::npos);
+  CHECK(!fs::exists(dir.file("resumed/checkpoints/step_00000008.safetensors")));
+  resumed.set("train.anomaly", "true", "test");
+  e = error_of([&] { train_language_model(resumed, {bad, false, quiet}); });
+  CAPTURE(e);
+  CHECK(e.find("anomaly: op '") != std::string::npos);
+  CHECK(!anomaly_mode());  // restored after the run
+  std::fclose(quiet);
+}
+
+TEST_CASE("harness: a loss far above its running minimum is warned about once") {
+  TempDir dir;
+  const std::string data = dir.write("corpus.txt", tiny_corpus());
+  // the recipe for a silent blow-up: lr 10, no clipping, no loss scaling
+  Config cfg = tiny_config(data, dir.file("run"), "transformer");
+  for (const char* s : {"train.lr=10", "train.loss_scaling=false", "train.grad_clip=0",
+                        "train.steps=40", "train.warmup=0", "train.eval_every=0"})
+    cfg.apply_override(s);
+  std::FILE* out = std::tmpfile();
+  train_language_model(cfg, {"", false, out});
+  std::rewind(out);
+  std::string text;
+  for (int c; (c = std::fgetc(out)) != EOF;) text += char(c);
+  std::fclose(out);
+  CAPTURE(text);
+  const size_t first = text.find("warning: step ");
+  CHECK(first != std::string::npos);
+  CHECK(text.find("is far above its running minimum") != std::string::npos);
+  CHECK(text.find("warning: step ", first + 1) == std::string::npos);  // once
 }

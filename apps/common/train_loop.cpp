@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "apps/common/metrics.h"
+#include "autograd/tape.h"
 #include "apps/common/trainer.h"
 #include "core/backend.h"
 #include "nn/optim.h"
@@ -198,6 +199,7 @@ struct TrainingRun {
   void print_banner();
   StepStats train_step();
   void log_step(const StepStats& s);
+  void check_divergence(const StepStats& s);
   void print_trace(const StepStats& s);
   void evaluate_and_checkpoint();
   std::string write_checkpoint();
@@ -230,6 +232,11 @@ struct TrainingRun {
   std::deque<double> recent;  // the last 20 losses (the final line's train_loss)
   int64_t first_step = 1;     // the first step this session runs
   int64_t last_ckpt = -1;     // the step of the last checkpoint written or resumed from
+  // Divergence watch (check_divergence): the lowest loss so far, whether
+  // the far-above warning was given, and the loss scaler's skips in a row.
+  double min_loss = INFINITY;
+  bool warned_rise = false;
+  int64_t skips_in_a_row = 0, skips_seen = 0;
 
   // What it leaves behind.
   const std::string dir;
@@ -244,6 +251,12 @@ struct TrainingRun {
 
 // The whole run as its steps, each a function below.
 TrainResult train_language_model(const Config& cfg, const TrainOptions& opt) {
+  // train.anomaly: every op checks its output for NaN/Inf, for this run only
+  struct AnomalyScope {
+    bool before = anomaly_mode();
+    explicit AnomalyScope(bool on) { set_anomaly_mode(on || before); }
+    ~AnomalyScope() { set_anomaly_mode(before); }
+  } anomaly(cfg.get_bool("train.anomaly"));
   TrainingRun run(cfg, opt, read_resume_checkpoint(cfg, opt.resume));
   run.restore_position();
   run.open_run_dir();
@@ -367,7 +380,49 @@ StepStats TrainingRun::train_step() {
   s.loss = loss.item();
   s.lr = optimizer->param_groups()[0].lr;
   s.real_targets = batch.real_targets;
+  check_divergence(s);
   return s;
+}
+
+// A run that diverges stops here with one line, instead of finishing with a NaN loss and exit 0:
+//   - a NaN/Inf loss is an error at once (no checkpoint is written after it, so the last one on
+//     disk is the last good state);
+//   - a NaN/Inf gradient norm is an error without a loss scaler; with one it is a skipped step,
+//     counted, and an error after kMaxSkipsInARow in a row (the scale cannot recover);
+//   - a 5-step mean loss far above the lowest loss so far (by max(1 nat, half of it)) is warned
+//     about once.
+constexpr int64_t kMaxSkipsInARow = 25;
+
+void TrainingRun::check_divergence(const StepStats& s) {
+  const std::string last = last_ckpt >= 0
+      ? fmt::format("the last good checkpoint is {}/checkpoints/step_{:08d}.safetensors", dir, last_ckpt)
+      : std::string("no checkpoint was written yet");
+  const std::string hint = "lower train.lr, or turn train.grad_clip/train.loss_scaling on; "
+                           "--set train.anomaly=true names the first op that made a NaN";
+  ENGRAM_CHECK(std::isfinite(s.loss), "training diverged at step {}: the loss is {} ({}; {})", step,
+               s.loss, last, hint);
+  if (!std::isfinite(s.grad_norm)) {
+    ENGRAM_CHECK(scaler != nullptr, "training diverged at step {}: the gradient norm is {} ({}; {})",
+                 step, s.grad_norm, last, hint);
+    ++skips_seen;
+    ENGRAM_CHECK(++skips_in_a_row < kMaxSkipsInARow, "training diverged at step {}: the loss scaler "
+                 "skipped {} steps in a row (gradients Inf/NaN at every scale down to {:g}; {}; {})",
+                 step, skips_in_a_row, scaler->scale(), last, hint);
+  } else {
+    skips_in_a_row = 0;
+  }
+  // the mean of the last 5 losses (this one included) against the lowest single loss so far
+  min_loss = std::min(min_loss, s.loss);
+  double mean = s.loss;
+  const size_t n = std::min<size_t>(4, recent.size());
+  for (size_t i = recent.size() - n; i < recent.size(); ++i) mean += recent[i];
+  mean /= double(n + 1);
+  if (!warned_rise && n == 4 && mean > min_loss + std::max(1.0, 0.5 * min_loss)) {
+    warned_rise = true;
+    progress.print(fmt::format("warning: step {}: the 5-step mean loss {:.4f} is far above its "
+                               "running minimum {:.4f} (the run may be diverging; {})", step, mean,
+                               min_loss, hint));
+  }
 }
 
 // The step's loss kept (result, last 20 for the checkpoint), a metrics row, the trace of a
@@ -446,6 +501,10 @@ TrainResult TrainingRun::finish() {
   metrics->write({step, "val", result.val.loss, result.val.bpc, result.val.ppl, result.val.acc,
                   NAN, NAN, NAN, train_seconds}, lm->diagnostics());
   metrics->flush();
+  if (skips_seen > 0)
+    progress.print(fmt::format("loss scaler: skipped {} of the {} steps of this session (Inf/NaN "
+                               "gradients; the scale is now {:g})", skips_seen, step - first_step + 1,
+                               scaler->scale()));
   if (last_ckpt != step) progress.print("checkpoint: " + write_checkpoint());
   const std::string model_path = (fs::path(dir) / "model.safetensors").string();
   nn::save_checkpoint(model_path, lm->module(), {}, {{"app", cfg.schema().name()},

@@ -31,6 +31,8 @@ std::vector<FieldSpec> lm_train_fields(const std::string& app) {
       real_field("train.beta2", 0.99, 0.0, 0.99999, "Adam's second-moment decay"),
       real_field("train.grad_clip", 1.0, 0.0, big, "clip the gradient norm to this (0 = off)"),
       bool_field("train.loss_scaling", true, "dynamic loss scaling (skips steps with Inf/NaN grads)"),
+      bool_field("train.anomaly", false, "anomaly mode: the first op that makes a NaN/Inf stops the "
+                 "run, named (slower)"),
       bool_field("train.carry_state", true, "carry the recurrent state across batches of an epoch"),
       int_field("train.seed", 0, 0, int64_t(1) << 53, "seed of initialisation and dropout"),
       int_field("train.log_every", 50, 1, 1000000000, "plain progress line every N steps (no tty)"),
@@ -56,7 +58,7 @@ std::shared_ptr<const Schema> lm_schema(const std::string& app) {
 }
 
 bool may_change_on_resume(const std::string& key) {
-  return key == "train.steps" || key == "train.log_every" || key == "train.eval_every" ||
+  return key == "train.steps" || key == "train.log_every" || key == "train.anomaly" || key == "train.eval_every" ||
          key == "train.eval_batches" || key == "train.final_eval_batches" ||
          key == "train.checkpoint_every" || key.starts_with("sample.") || key.starts_with("run.");
 }
