@@ -187,7 +187,7 @@ std::vector<FieldSpec> memory_lm_fields() {
       choice_field("model.memory_order", "attention_first", {"attention_first", "memory_first"},
                    "cmr_series: which of attention and memory comes first"),
       int_field("model.titans_depth", 1, 1, 2, "Titans: 1 = a matrix memory, 2 = W2 SiLU(W1 x) "
-                "(use titans_max_lr <= 0.1: 0.5 diverged)"),
+                "(0.5 and 0.1 diverged; 0.02 trained)"),
       int_field("model.titans_chunk", 1, 1, 65536, "Titans: tokens per chunk of inner gradients "
                 "(max_lr x chunk <= 1)"),
       real_field("model.titans_max_lr", 0.5, 1e-6, 10.0, "Titans: ceiling of the inner learning rate"),
