@@ -273,6 +273,32 @@ TEST_CASE("harness: corpus files, directories, globs, fortune separators and ref
   CHECK(error_of([&] { read_corpus(dir.file("empty.txt")); }).find("no text") != std::string::npos);
 }
 
+TEST_CASE("harness: random bytes are refused as binary; UTF-8 text passes; the share is a key") {
+  TempDir dir;
+  Generator g(3);
+  std::string random(300000, ' ');
+  for (char& c : random) c = char(g.next_u64() & 0xFF);
+  const std::string bin = dir.write("random.bin", random);
+  const double share = non_text_share(random);
+  CHECK(share > 0.4);  // ~54%: 29 of 128 ASCII codes are control bytes, most high bytes invalid UTF-8
+  std::string e = error_of([&] { read_corpus(bin); });
+  CAPTURE(e);
+  CHECK(e.find(fmt::format("data file '{}' looks binary", bin)) != std::string::npos);
+  CHECK(e.find("data.max_binary_share") != std::string::npos);
+  CHECK(read_corpus(bin, 1.0, 1.0).text.size() == random.size());  // accepted deliberately
+  // text: ASCII with tabs and CR LF, UTF-8 of 2, 3 and 4 bytes; invalid: a lone continuation,
+  // an overlong lead, a truncated sequence, and control bytes
+  CHECK(non_text_share("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\tok\r\n") == 0.0);
+  CHECK(non_text_share("\x80") == 1.0);
+  CHECK(non_text_share("\xc0\xaf") == 1.0);
+  CHECK(non_text_share("ab\xe2\x82") == 0.5);
+  CHECK(non_text_share(std::string("a\x01\x1b\x7f", 4)) == 0.75);
+  // through the app: a non-zero exit and one line naming the file
+  AppRun r = run_app(dir, {"--data", bin, "--steps", "1", "--out", dir.file("run")});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("looks binary") != std::string::npos);
+}
+
 TEST_CASE("harness: the split is deterministic and partitions the text") {
   Corpus c;
   c.text = tiny_corpus();

@@ -66,7 +66,27 @@ static std::string strip_fortune_separators(const std::string& text) {
   return out;
 }
 
-Corpus read_corpus(const std::string& spec, double max_nul_share) {
+double non_text_share(std::string_view b) {
+  int64_t bad = 0;
+  const size_t n = b.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = (unsigned char)b[i];
+    if (c < 0x80) {  // ASCII: control characters other than \t \n \v \f \r are not text
+      bad += (c < 0x09 || (c >= 0x0E && c < 0x20) || c == 0x7F);
+      ++i;
+      continue;
+    }
+    // a UTF-8 lead byte and its continuation bytes (overlong leads C0/C1 and F5.. are invalid)
+    const size_t len = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
+    bool ok = len > 0 && i + len < n;
+    for (size_t k = 1; ok && k <= len; ++k) ok = ((unsigned char)b[i + k] & 0xC0) == 0x80;
+    if (ok) i += len + 1;
+    else ++bad, ++i;
+  }
+  return n == 0 ? 0.0 : double(bad) / double(n);
+}
+
+Corpus read_corpus(const std::string& spec, double max_nul_share, double max_binary_share) {
   Corpus corpus;
   ENGRAM_CHECK(!spec.empty(), "data path is empty: give a file, directory or glob pattern");
   std::stringstream entries(spec);
@@ -80,6 +100,12 @@ Corpus read_corpus(const std::string& spec, double max_nul_share) {
                    "data file '{}' looks binary: {:.1f}% of its {} bytes are NUL (limit {:.1f}%); "
                    "engram's text loader wants text", file, 100.0 * double(nul) / double(text.size()),
                    text.size(), 100.0 * max_nul_share);
+      const double binary = max_binary_share < 1 ? non_text_share(text) : 0.0;
+      ENGRAM_CHECK(binary <= max_binary_share,
+                   "data file '{}' looks binary: {:.1f}% of its {} bytes are control characters or "
+                   "invalid UTF-8 (limit {:.1f}%, data.max_binary_share); set "
+                   "data.max_binary_share=1 to train on it anyway", file, 100.0 * binary,
+                   text.size(), 100.0 * max_binary_share);
       if (fs::exists(file + ".dat")) text = strip_fortune_separators(text);
       corpus.text += text;
       corpus.files.push_back(file);

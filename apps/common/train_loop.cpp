@@ -41,7 +41,8 @@ struct LMData {
 // Corpus -> split -> tokenizer (the checkpoint's, a saved file, or built from the train split)
 // -> token ids.
 LMData prepare_data(const Config& cfg, const nn::Metadata* checkpoint) {
-  Corpus corpus = read_corpus(cfg.get_string("data.path"), cfg.get_real("data.max_nul_share"));
+  Corpus corpus = read_corpus(cfg.get_string("data.path"), cfg.get_real("data.max_nul_share"),
+                              cfg.get_real("data.max_binary_share"));
   TextSplits text = split_text(corpus, cfg.get_real("data.val_fraction"),
                                cfg.get_real("data.test_fraction"), cfg.get_int("data.block_size"));
   LMData d;

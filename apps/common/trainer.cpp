@@ -20,6 +20,8 @@ std::vector<FieldSpec> lm_train_fields(const std::string& app) {
       int_field("data.block_size", 4096, 1, 1 << 30, "split granularity in bytes (see text_data.h)"),
       real_field("data.max_pad_share", 0.05, 0.0, 1.0, "refuse splits whose batches are more padding"),
       real_field("data.max_nul_share", 0.01, 0.0, 1.0, "refuse files with more NUL bytes (binary)"),
+      real_field("data.max_binary_share", 0.05, 0.0, 1.0, "refuse files with more control or "
+                 "invalid UTF-8 bytes (binary); 1 accepts anything"),
       int_field("train.steps", 500, 1, 1000000000, "optimizer steps in the whole run"),
       int_field("train.batch", 16, 1, 4096, "B: parallel streams per batch"),
       int_field("train.seq_len", 128, 1, 65536, "T: tokens per stream per step (backprop window)"),
