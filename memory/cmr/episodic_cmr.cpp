@@ -12,8 +12,6 @@
 
 namespace engram::cmr {
 
-namespace {
-
 // [B, T, H * dh] -> [B * H, T, dh]
 Tensor rows_of_heads(const Tensor& x, int64_t heads) {
   const int64_t B = x.size(0), T = x.size(1), dh = x.size(2) / heads;
@@ -25,6 +23,8 @@ Tensor heads_to_width(const Tensor& x, int64_t batch) {
   const int64_t H = x.size(0) / batch, T = x.size(1), dh = x.size(2);
   return reshape(permute(reshape(x, {batch, H, T, dh}), {0, 2, 1, 3}), {batch, T, H * dh});
 }
+
+namespace {
 
 Tensor index_tensor(const std::vector<int64_t>& idx) {
   return from_vector(idx, {int64_t(idx.size())});

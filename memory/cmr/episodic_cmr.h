@@ -39,6 +39,12 @@
 
 namespace engram::cmr {
 
+// Heads as rows, as every per-head memory here (and memory/titans/) runs them:
+//   rows_of_heads  [B, T, H * dh] -> [B * H, T, dh]  (row b * H + h)
+//   heads_to_width [B * H, T, dh] -> [B, T, H * dh]
+Tensor rows_of_heads(const Tensor& x, int64_t heads);
+Tensor heads_to_width(const Tensor& x, int64_t batch);
+
 enum class SlotPolicy { ring, lowest_use };
 enum class ReadRule { softmax, cosine };
 

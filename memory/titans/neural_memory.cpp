@@ -4,17 +4,15 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "memory/cmr/episodic_cmr.h"
 #include "nn/init.h"
 
 namespace engram::titans {
 
-namespace {
+using cmr::heads_to_width;
+using cmr::rows_of_heads;
 
-// [B, T, H * dh] -> [B * H, T, dh]
-Tensor rows_of_heads(const Tensor& x, int64_t heads) {
-  const int64_t B = x.size(0), T = x.size(1), dh = x.size(2) / heads;
-  return reshape(permute(reshape(x, {B, T, heads, dh}), {0, 2, 1, 3}), {B * heads, T, dh});
-}
+namespace {
 
 double logit(double p) { return std::log(p / (1 - p)); }
 
@@ -99,7 +97,7 @@ Tensor NeuralMemory::forward(const Tensor& x, NeuralMemoryState& st) {
     y = scan.retrieved;
   }
   for (Tensor* t : {&last_theta, &last_eta, &last_alpha}) *t = detach(*t);
-  return out->forward(reshape(permute(reshape(y, {B, H, T, dh}), {0, 2, 1, 3}), {B, T, W}));
+  return out->forward(heads_to_width(y, B));
 }
 
 }  // namespace engram::titans
