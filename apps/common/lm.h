@@ -48,6 +48,11 @@ class LanguageModel {
   // Scalars about the last forward that the trainer logs with every metrics row (JSONL), e.g.
   // the hybrid memory's gate per layer; none by default.
   virtual std::vector<std::pair<std::string, double>> diagnostics() { return {}; }
+  // Extra loss terms of the last training forward that the trainer adds to the task loss before
+  // backward (MemNet's hallucination / utilisation / sparsity terms); undefined (the default)
+  // means none. The task loss the trainer reports stays the cross-entropy alone, so every kind is
+  // compared on the same number; the terms themselves belong in diagnostics().
+  virtual Tensor auxiliary_loss() { return {}; }
 };
 
 // Builds the model named by model.kind with the config's sizes; draws initial weights from gen,

@@ -365,8 +365,10 @@ StepStats TrainingRun::train_step() {
                           : lm->forward(batch.inputs, state);
   Tensor loss = cross_entropy(reshape(logits, {-1, logits.size(2)}), reshape(batch.targets, {-1}),
                               kIgnoreIndex);
+  Tensor total = loss;
+  if (Tensor aux = lm->auxiliary_loss(); aux.defined()) total = add(loss, aux);
   optimizer->zero_grad();
-  backward(scaler ? scaler->scale_loss(loss) : loss);
+  backward(scaler ? scaler->scale_loss(total) : total);
   if (scaler) scaler->unscale(*optimizer);
   s.grad_norm = nn::clip_grad_norm(params, clip > 0 ? clip : INFINITY);
   if (scaler) {
