@@ -142,7 +142,7 @@ TEST_CASE("harness: config errors name the source, the line and the key") {
   e = error_of([&] { fresh().merge_yaml("train:\n  lr: -1\n", "a.yaml"); });
   CHECK(e.find("'train.lr' must be a number in") != std::string::npos);
   e = error_of([&] { fresh().merge_yaml("model:\n  kind: gru\n", "a.yaml"); });
-  CHECK(e == "a.yaml line 2: 'model.kind' must be one of crsd|lstm|transformer|local_attention|cmr_parallel|cmr_series|titans_mag|hybrid, got 'gru'");
+  CHECK(e == "a.yaml line 2: 'model.kind' must be one of crsd|lstm|transformer|local_attention|cmr_parallel|cmr_series|titans_mag|hybrid|memnet, got 'gru'");
   e = error_of([&] { fresh().merge_yaml("model: [1, 2]\n", "a.yaml"); });
   CHECK(e == "a.yaml line 1: 'model' must be a mapping of its keys, got a list");
   e = error_of([&] { fresh().merge_yaml("modle:\n  d_model: 3\n", "a.yaml"); });
@@ -374,7 +374,7 @@ TEST_CASE("harness: split checks catch PAD flooding, empty splits and bad ids") 
 TEST_CASE("harness: every model kind shares one interface; generation is seeded") {
   TempDir dir;
   for (const std::string kind : {"crsd", "lstm", "transformer", "local_attention", "cmr_parallel",
-                                 "cmr_series", "titans_mag", "hybrid"}) {
+                                 "cmr_series", "titans_mag", "hybrid", "memnet"}) {
     CAPTURE(kind);  // a std::string: doctest prints a const char* as a pointer
     Config cfg = tiny_config("unused", dir.path.string(), kind);
     Generator gen(1);
@@ -401,7 +401,7 @@ TEST_CASE("harness: N steps, resume, N steps gives the losses of 2N steps bit fo
   TempDir dir;
   const std::string data = dir.write("corpus.txt", tiny_corpus());
   std::FILE* quiet = std::tmpfile();
-  for (const std::string kind : {"crsd", "lstm", "transformer", "cmr_parallel", "hybrid"}) {
+  for (const std::string kind : {"crsd", "lstm", "transformer", "cmr_parallel", "hybrid", "memnet"}) {
     CAPTURE(kind);  // a std::string: doctest prints a const char* as a pointer
     const std::string a_dir = dir.file(fmt::format("{}_a", kind)), b_dir = dir.file(fmt::format("{}_b", kind));
     Config a = tiny_config(data, a_dir, kind);
@@ -410,6 +410,11 @@ TEST_CASE("harness: N steps, resume, N steps gives the losses of 2N steps bit fo
       a.apply_override("model.memory_placement=shared");
       a.apply_override("model.memory_policy=lowest_use");
       a.apply_override("model.memory_slots=8");
+    }
+    if (kind == "memnet") {  // a segment that straddles calls, dreams, and the random policy
+      a.apply_override("model.memnet_segment=3");
+      a.apply_override("model.memnet_dream_every=2");
+      a.apply_override("model.memnet_slots=8");
     }
     TrainResult full = train_language_model(a, {"", false, quiet});
     REQUIRE(full.losses.size() == 8);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "apps/common/memnet_lm.h"
 #include "apps/common/memory_lm.h"
 #include "memory/crsd/crsd.h"
 #include "nn/attention.h"
@@ -18,6 +19,7 @@ void LanguageModel::detach_state(LMState& state) const {
 std::vector<FieldSpec> lm_model_fields() {
   std::vector<std::string> kinds{"crsd", "lstm", "transformer"};
   for (const std::string& k : memory_lm_kinds()) kinds.push_back(k);
+  kinds.push_back("memnet");
   std::vector<FieldSpec> fields{
       choice_field("model.kind", "crsd", kinds,
                    "which language model: CRSD, a baseline, or a memory LM (apps/common/memory_lm.h)"),
@@ -40,6 +42,7 @@ std::vector<FieldSpec> lm_model_fields() {
       real_field("model.dropout", 0.0, 0.0, 0.9, "LSTM (between layers) and Transformer dropout"),
   };
   for (FieldSpec& f : memory_lm_fields()) fields.push_back(std::move(f));
+  for (FieldSpec& f : memnet_lm_fields()) fields.push_back(std::move(f));
   return fields;
 }
 
@@ -244,6 +247,7 @@ class TransformerLM : public LanguageModel {
 std::unique_ptr<LanguageModel> make_language_model(const Config& cfg, int64_t V, Generator* gen) {
   const std::string kind = cfg.get_string("model.kind");
   if (is_memory_lm_kind(kind)) return make_memory_lm(cfg, V, gen);
+  if (kind == "memnet") return make_memnet_lm(cfg, V, gen);
   const int64_t C = cfg.get_int("model.d_model"), L = cfg.get_int("model.layers");
   if (kind == "crsd") {
     memory::CRSDConfig c;

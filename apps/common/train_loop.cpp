@@ -170,15 +170,6 @@ nn::Metadata read_resume_checkpoint(const Config& cfg, const std::string& path) 
   return ckpt;
 }
 
-// AdamW or Adam (train.optimizer) over `params`, with the train.* hyperparameters.
-std::unique_ptr<nn::Optimizer> make_optimizer(const Config& cfg, const std::vector<Tensor>& params) {
-  const double lr = cfg.get_real("train.lr"), beta2 = cfg.get_real("train.beta2"),
-               weight_decay = cfg.get_real("train.weight_decay");
-  if (cfg.get_string("train.optimizer") == "adamw")
-    return std::make_unique<nn::AdamW>(params, nn::AdamWOptions{lr, 0.9, beta2, 1e-8, weight_decay});
-  return std::make_unique<nn::Adam>(params, nn::AdamOptions{lr, 0.9, beta2, 1e-8, weight_decay});
-}
-
 // What one training step hands to the logging after it.
 struct StepStats {
   double loss = NAN, lr = NAN, grad_norm = NAN;
@@ -249,6 +240,15 @@ struct TrainingRun {
 };
 
 }  // namespace
+
+// AdamW or Adam (train.optimizer) over `params`, with the train.* hyperparameters.
+std::unique_ptr<nn::Optimizer> make_optimizer(const Config& cfg, const std::vector<Tensor>& params) {
+  const double lr = cfg.get_real("train.lr"), beta2 = cfg.get_real("train.beta2"),
+               weight_decay = cfg.get_real("train.weight_decay");
+  if (cfg.get_string("train.optimizer") == "adamw")
+    return std::make_unique<nn::AdamW>(params, nn::AdamWOptions{lr, 0.9, beta2, 1e-8, weight_decay});
+  return std::make_unique<nn::Adam>(params, nn::AdamOptions{lr, 0.9, beta2, 1e-8, weight_decay});
+}
 
 // The whole run as its steps, each a function below.
 TrainResult train_language_model(const Config& cfg, const TrainOptions& opt) {

@@ -39,6 +39,7 @@
 #include "apps/common/lm.h"
 #include "apps/common/text_data.h"
 #include "nn/checkpoint.h"
+#include "nn/optim.h"
 
 namespace engram::apps {
 
@@ -72,6 +73,9 @@ struct TrainResult {
 };
 
 TrainResult train_language_model(const Config& cfg, const TrainOptions& opt = {});
+
+// Adam, or AdamW, with train.lr / beta2 / weight_decay (the trainer's and the phase trainer's).
+std::unique_ptr<nn::Optimizer> make_optimizer(const Config& cfg, const std::vector<Tensor>& params);
 
 // The config a checkpoint was trained with (its "config" metadata), checked against `schema`.
 Config checkpoint_config(const std::string& path, std::shared_ptr<const Schema> schema);

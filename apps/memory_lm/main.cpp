@@ -24,7 +24,7 @@
 #include <fstream>
 
 #include "apps/common/curve_plot.h"
-#include "apps/common/kv_recall.h"
+#include "apps/common/kv_probe.h"
 #include "apps/common/lm_app.h"
 #include "apps/common/memory_lm.h"
 #include "apps/common/text_data.h"
@@ -49,92 +49,6 @@ int fail(const std::string& what) {
   return 2;
 }
 
-// The trained model of a run directory (config.yaml + model.safetensors), in eval mode.
-std::unique_ptr<LanguageModel> load_run(const std::string& run, Generator& gen) {
-  const fs::path dir(run);
-  ENGRAM_CHECK(fs::exists(dir / "config.yaml") && fs::exists(dir / "model.safetensors"),
-               "'{}' is not a finished run directory (config.yaml and model.safetensors expected)", run);
-  Config cfg(lm_schema(kInfo.name));
-  cfg.merge_yaml_file((dir / "config.yaml").string());
-  auto lm = make_language_model(cfg, 256, &gen);
-  nn::load_checkpoint((dir / "model.safetensors").string(), lm->module());
-  lm->module().eval();
-  return lm;
-}
-
-// ---------------------------------------------------------------- probe
-
-int run_probe(int argc, char** argv) {
-  // probe options are taken out; everything else goes to the LM harness unchanged
-  KVRecallConfig kv;
-  kv.d_min = 8, kv.d_max = 512, kv.bind_every = 24, kv.distractors = 4;
-  int64_t corpus_bytes = 1'500'000, trials = 200;
-  std::string distances_arg = "16,32,64,128,256,512", out = "runs/memory_lm_probe";
-  std::vector<std::string> rest{"memory_lm"};
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](const char* name) {
-      ENGRAM_CHECK(i + 1 < argc, "probe: {} needs a value", name);
-      return std::string(argv[++i]);
-    };
-    if (a == "--probe-bytes") corpus_bytes = std::stoll(value("--probe-bytes"));
-    else if (a == "--probe-trials") trials = std::stoll(value("--probe-trials"));
-    else if (a == "--probe-distances") distances_arg = value("--probe-distances");
-    else if (a == "--kv-d-max") kv.d_max = std::stoll(value("--kv-d-max"));
-    else if (a == "--kv-keys") kv.keys = int(std::stoll(value("--kv-keys")));
-    else if (a == "--kv-bind-every") kv.bind_every = std::stoll(value("--kv-bind-every"));
-    else if (a == "--kv-distractors") kv.distractors = int(std::stoll(value("--kv-distractors")));
-    else {
-      if (a == "--out" && i + 1 < argc) out = argv[i + 1];
-      rest.push_back(a);
-    }
-  }
-  check_kv_recall_config(kv, "probe");
-  ENGRAM_CHECK(corpus_bytes >= 10'000, "probe: --probe-bytes must be >= 10000, got {}", corpus_bytes);
-  ENGRAM_CHECK(trials >= 1, "probe: --probe-trials must be >= 1, got {}", trials);
-  std::vector<int64_t> distances;
-  for (size_t p = 0; p < distances_arg.size();) {
-    size_t q = distances_arg.find(',', p);
-    std::string item = distances_arg.substr(p, q == std::string::npos ? std::string::npos : q - p);
-    int64_t d = 0;
-    ENGRAM_CHECK(!item.empty() && item.find_first_not_of("0123456789") == std::string::npos &&
-                     (d = std::stoll(item)) >= 3,
-                 "probe: --probe-distances wants comma-separated integers >= 3, got '{}'", item);
-    distances.push_back(d);
-    if (q == std::string::npos) break;
-    p = q + 1;
-  }
-  if (std::find(rest.begin(), rest.end(), "--out") == rest.end()) rest.insert(rest.end(), {"--out", out});
-  fs::create_directories(out);
-  const std::string corpus = (fs::path(out) / "kv_corpus.txt").string();
-  write_kv_recall_corpus(corpus, kv, corpus_bytes, 2024);
-  rest.insert(rest.end(), {"--data", corpus});
-  std::vector<const char*> args;
-  for (auto& s : rest) args.push_back(s.c_str());
-  const int rc = run_lm_app(kInfo, int(args.size()), args.data());
-  if (rc != 0) return rc;
-
-  Generator gen(0);
-  auto lm = load_run(out, gen);
-  Config cfg(lm_schema(kInfo.name));
-  cfg.merge_yaml_file((fs::path(out) / "config.yaml").string());
-  const int64_t seq = cfg.get_int("train.seq_len");
-  KVRecallResult r = evaluate_kv_recall(*lm, kv, distances, trials, seq, 7);
-  CurvePlot plot;
-  plot.file = "kv_recall";
-  plot.title = fmt::format("key-value recall, {} (window {})", lm->kind(), cfg.get_int("model.window"));
-  plot.xlabel = "distance d (tokens)", plot.ylabel = "accuracy among the 10 digits";
-  std::vector<double> xs(r.distances.begin(), r.distances.end());
-  plot.x = xs;
-  plot.series.push_back({lm->kind(), r.accuracy});
-  plot.series.push_back({"chance", std::vector<double>(xs.size(), 1.0 / kv.values)});
-  std::printf("%s\n", write_curve_plot(out, plot).c_str());
-  std::string line = fmt::format("final_probe: kind={} window={}", lm->kind(), cfg.get_int("model.window"));
-  for (size_t i = 0; i < r.distances.size(); ++i) line += fmt::format(" acc_d{}={:.3f}", r.distances[i], r.accuracy[i]);
-  std::printf("%s\n", line.c_str());
-  return 0;
-}
-
 // ---------------------------------------------------------------- gates
 
 int run_gates(int argc, char** argv) {
@@ -152,7 +66,7 @@ int run_gates(int argc, char** argv) {
     return fail(e.what());
   }
   Generator gen(0);
-  auto lm = load_run(run, gen);
+  auto lm = load_lm_run(kInfo.name, run, gen);
   ENGRAM_CHECK(lm->kind() == "hybrid", "gates: '{}' trained model.kind={}, not hybrid", run, lm->kind());
   std::string text;
   if (text_path.empty()) {
@@ -233,7 +147,7 @@ plot '{}' using 1:2:(0.5):(0.5):3 with boxxy fc palette notitle, \
 int main(int argc, char** argv) {
   const std::string sub = argc > 1 ? argv[1] : "";
   try {
-    if (sub == "probe") return run_probe(argc, argv);
+    if (sub == "probe") return run_kv_probe(kInfo, argc, argv, "runs/memory_lm_probe");
     if (sub == "gates") return run_gates(argc, argv);
   } catch (const std::exception& e) {
     return fail(e.what());
