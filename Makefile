@@ -9,6 +9,8 @@
 #   make deps       install the Debian packages (scripts/install-deps.sh)
 #   make WERROR=1   warnings are errors (CI does this)
 #   make sanitize   the test suite built with AddressSanitizer + UBSan into build-san/, and run
+#   make fuzz       libFuzzer targets (tests/fuzz/) built with clang into build-fuzz/, each run
+#                   FUZZ_SECONDS (60) on a copy of its seed corpus; make fuzz-ci: 7 s each
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 
 BUILD    ?= build
@@ -55,7 +57,7 @@ TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%)
 
 OP_NAMES  := $(BUILD)/op_names.inc
 
-.PHONY: sanitize all test gradcheck golden deps clean bench demo data
+.PHONY: sanitize fuzz fuzz-build fuzz-ci fuzz-seeds all test gradcheck golden deps clean bench demo data
 all: $(LIB) $(TESTING_LIB) $(TEST_BIN) $(APP_BINS) $(TOOL_BINS)
 
 $(BUILD)/%.o: %.cpp
@@ -157,7 +159,74 @@ data:
 	bash apps/common/fetch_enwik8.sh data
 	bash apps/common/fetch_mnist.sh data/mnist
 
+# ---------------------------------------------------------------- fuzzing (docs/hardening.md)
+# One libFuzzer target per reader of outside bytes, tests/fuzz/fuzz_NAME.cpp. They are built with
+# clang (libFuzzer is clang's), so the library sources they need are compiled again with clang into
+# their own directory: instrumented for coverage (fuzzer-no-link) and for ASan + UBSan, so that a
+# bad read anywhere under a reader is caught, not only in the reader itself. Only core, autograd,
+# nn and the readers are built: the fuzzers need nothing above them. autograd/nn_ops.cpp is left
+# out: Debian 12's clang 14 cannot compile it (lambdas capturing structured bindings, C++20 that
+# clang has from version 16), and no reader reaches the losses it holds.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CXX     ?= clang++
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# -Wno-pass-failed: at -O1 clang reports each `#pragma omp simd` loop it did not vectorise.
+FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -Wno-pass-failed -fopenmp -I. $(PKG_CFLAGS) -MMD -MP $(FUZZ_SAN)
+FUZZ_LIB_SRCS := $(filter-out $(TESTING_SRCS) autograd/nn_ops.cpp,$(wildcard core/*.cpp core/cpu/*.cpp autograd/*.cpp nn/*.cpp)) \
+                 apps/common/idx.cpp apps/common/config.cpp apps/common/tokenizer.cpp \
+                 apps/common/psifr_csv.cpp apps/common/text_data.cpp memory/cmr/semantic.cpp
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o)
+FUZZ_LIB      := $(FUZZ_BUILD)/libengram_fuzz.a
+FUZZ_NAMES    := $(patsubst tests/fuzz/fuzz_%.cpp,%,$(wildcard tests/fuzz/fuzz_*.cpp))
+FUZZ_BINS     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+# Each run: a timeout of 10 s per input (a slow input is a finding too), 2 GB of memory (a header
+# that makes a reader allocate more is a finding), and leaks checked (libFuzzer's default with ASan).
+FUZZ_RUN_FLAGS := -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1
+
+$(FUZZ_BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ $(PKG_LIBS) -lcsv -fopenmp -lpthread -lm
+
+fuzz-build: $(FUZZ_BINS)
+# (the targets' objects are kept, so a rebuild after an edit compiles only what changed)
+.SECONDARY: $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.o)
+
+# Rewrites the committed seeds with engram's own writers (tests/fuzz/make_seeds.cpp). Sanitized
+# like the rest of build-fuzz/, without libFuzzer's main.
+fuzz-seeds: $(FUZZ_BUILD)/tests/fuzz/make_seeds.o $(FUZZ_LIB)
+	$(FUZZ_CXX) $(FUZZ_SAN) $^ -o $(FUZZ_BUILD)/make_seeds $(PKG_LIBS) -lcsv -fopenmp -lpthread -lm
+	$(FUZZ_BUILD)/make_seeds
+
+# The committed seeds are copied first: libFuzzer writes the inputs it finds into the corpus
+# directory it is given, and those belong to this run, not to the repository. A crash stops make
+# with the input saved as build-fuzz/artifacts/NAME-crash-<sha1> (replay: build-fuzz/fuzz_NAME FILE).
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/artifacts
+	@set -e; for t in $(FUZZ_NAMES); do \
+	  rm -rf $(FUZZ_BUILD)/corpus/$$t; mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  cp tests/fuzz/corpus/$$t/* $(FUZZ_BUILD)/corpus/$$t/; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  ENGRAM_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	    $(FUZZ_BUILD)/fuzz_$$t $(FUZZ_RUN_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- $(FUZZ_BUILD)/corpus/$$t \
+	    > $(FUZZ_BUILD)/fuzz_$$t.log 2>&1 || { tail -40 $(FUZZ_BUILD)/fuzz_$$t.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units' $(FUZZ_BUILD)/fuzz_$$t.log | sed "s/^/  $$t /"; \
+	done
+
+# CI's bounded pass: every target 7 s, under a minute in all (plus the build).
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=7
+
 clean:
 	rm -rf $(BUILD)
 
 -include $(LIB_OBJS:.o=.d) $(TESTING_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(APP_DIRS:apps/%=$(BUILD)/app-objs/%/main.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d)
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d)

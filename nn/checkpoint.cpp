@@ -51,7 +51,8 @@ static std::string describe(DType t, const Shape& s) {
 
 // A FILE* that is closed (and its temporary removed) unless the write completes.
 struct TempFile {
-  std::string path;
+  std::string target;  // the file this write replaces
+  std::string path;    // the temporary the bytes go to first
   FILE* f = nullptr;
   bool committed = false;
   ~TempFile() {
@@ -60,9 +61,20 @@ struct TempFile {
   }
 };
 
+// Every failure before the rename leaves `target` as it was: the error says so, because the first
+// question after "disk full" during a checkpoint is whether the last good checkpoint survived.
+// `err` is errno, taken by the caller before anything here can change it.
+[[noreturn]] static void write_failed(const TempFile& tf, const char* what, int err) {
+  std::error_code ec;
+  const bool previous = std::filesystem::exists(tf.target, ec);
+  ENGRAM_FAIL("save_safetensors: {} '{}' failed: {} (in its temporary '{}', now removed); {}",
+              what, tf.target, std::strerror(err), tf.path,
+              previous ? fmt::format("the previous '{}' is untouched", tf.target)
+                       : fmt::format("no '{}' was written", tf.target));
+}
+
 static void write_all(TempFile& tf, const void* data, size_t n) {
-  if (n > 0 && std::fwrite(data, 1, n, tf.f) != n)
-    ENGRAM_FAIL("save_safetensors: writing '{}' failed: {}", tf.path, std::strerror(errno));
+  if (n > 0 && std::fwrite(data, 1, n, tf.f) != n) write_failed(tf, "writing", errno);
 }
 
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
@@ -99,21 +111,20 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   uint64_t header_len = text.size();
 
   TempFile tf;
+  tf.target = path;
   tf.path = fmt::format("{}.tmp.{}", path, ::getpid());
   tf.f = std::fopen(tf.path.c_str(), "wb");
-  ENGRAM_CHECK(tf.f, "save_safetensors: cannot create '{}': {}", tf.path, std::strerror(errno));
+  if (!tf.f) write_failed(tf, "creating the temporary for", errno);
   write_all(tf, &header_len, 8);
   write_all(tf, text.data(), text.size());
   for (const Tensor& h : host) write_all(tf, h.raw_data(), h.numel() * dtype_size(h.dtype()));
-  // Data must be on disk before the rename makes it visible under the real name.
-  ENGRAM_CHECK(std::fflush(tf.f) == 0 && ::fsync(::fileno(tf.f)) == 0,
-               "save_safetensors: flushing '{}' failed: {}", tf.path, std::strerror(errno));
+  // Data must be on disk before the rename makes it visible under the real name. A full disk
+  // often shows only here, when the buffered bytes finally reach write().
+  if (std::fflush(tf.f) != 0 || ::fsync(::fileno(tf.f)) != 0) write_failed(tf, "flushing", errno);
   int rc = std::fclose(tf.f);
   tf.f = nullptr;
-  ENGRAM_CHECK(rc == 0, "save_safetensors: closing '{}' failed: {}", tf.path, std::strerror(errno));
-  ENGRAM_CHECK(std::rename(tf.path.c_str(), path.c_str()) == 0,
-               "save_safetensors: renaming '{}' to '{}' failed: {}", tf.path, path,
-               std::strerror(errno));
+  if (rc != 0) write_failed(tf, "closing", errno);
+  if (std::rename(tf.path.c_str(), path.c_str()) != 0) write_failed(tf, "renaming the temporary to", errno);
   tf.committed = true;
   // The rename itself lives in the directory: sync it too (best effort: some filesystems refuse).
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
@@ -147,11 +158,16 @@ static bool parse_entry(const std::string& name, const nlohmann::json& v, uint64
     return bad("missing 'data_offsets' [begin, end]");
   std::string dt = v["dtype"].get<std::string>();
   if (!parse_dtype(dt, e.dtype)) return bad(fmt::format("dtype '{}' is not one of F32, F64, I64", dt));
-  uint64_t numel = 1;
+  // extent: the product of the sizes with a 0 counted as 1. It bounds numel and every stride of
+  // the tensor, so capping it (not only numel) keeps [0, 2^62, 2^62] and [0, 2^63] out: numel 0,
+  // but strides that overflow int64 and a size that turns negative (found by fuzzing,
+  // tests/fuzz/regressions/safetensors-*).
+  uint64_t numel = 1, extent = 1;
   for (const auto& d : v["shape"]) {
     if (!d.is_number_unsigned()) return bad(fmt::format("shape {} holds a non-integer or negative size", v["shape"].dump()));
-    uint64_t n = d.get<uint64_t>();
-    if (n > 0 && numel > (uint64_t(1) << 62) / n) return bad(fmt::format("shape {} is too large", v["shape"].dump()));
+    uint64_t n = d.get<uint64_t>(), m = std::max<uint64_t>(n, 1);
+    if (extent > (uint64_t(1) << 62) / m) return bad(fmt::format("shape {} is too large", v["shape"].dump()));
+    extent *= m;
     numel *= n;
     e.shape.push_back(int64_t(n));
   }

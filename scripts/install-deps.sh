@@ -5,6 +5,10 @@
 #             free-recall CSV data sets)
 #   data:     fortunes (English text corpus), dataset-fashion-mnist (IDX files)
 #   optional: python3-torch (goldens and benchmark references), gnuplot (training plots)
+#   fuzzing:  clang, libclang-rt-dev (clang's sanitizer runtimes; on Debian 12 it pulls in
+#             libclang-rt-14-dev, whose libclang_rt.fuzzer-x86_64.a is what -fsanitize=fuzzer
+#             links, so no libfuzzer-N-dev package is needed), libomp-dev (OpenMP for clang).
+#             Only with ENGRAM_WITH_FUZZ=1, as `make fuzz` users and CI ask.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -15,10 +19,14 @@ PKGS=(
   fortunes dataset-fashion-mnist
 )
 OPTIONAL=(python3-torch gnuplot-nox)
+FUZZ=(clang libclang-rt-dev libomp-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${ENGRAM_WITH_OPTIONAL:-1}" = 1 ]; then
   for p in "${OPTIONAL[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+fi
+if [ "${ENGRAM_WITH_FUZZ:-0}" = 1 ]; then
+  for p in "${FUZZ[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"

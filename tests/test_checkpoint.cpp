@@ -3,9 +3,12 @@
 // dict (tests/golden/optim_torch_state.safetensors, written by make_optim_golden.py) loaded by
 // engram, and a training run that resumes from a checkpoint bit for bit.
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -111,6 +114,62 @@ TEST_CASE("checkpoint: atomic write leaves no temporary file") {
   names.clear();
   for (auto& e : fs::directory_iterator(dir.path)) names.push_back(e.path().filename().string());
   CHECK(names.size() == 1);
+}
+
+// A disk that fills up in the middle of a checkpoint, without root or a tiny tmpfs: RLIMIT_FSIZE
+// caps the size of any file this process writes, and with SIGXFSZ ignored a write() past the cap
+// fails with EFBIG after the bytes that fit went out, just as one fails with ENOSPC on a full disk.
+// The cap is this process's own and is restored before any check can end the test.
+struct FileSizeCap {
+  rlimit old{};
+  void (*old_handler)(int) = nullptr;
+  explicit FileSizeCap(rlim_t bytes) {
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    old_handler = std::signal(SIGXFSZ, SIG_IGN);  // else the signal kills the process
+    rlimit cap = old;
+    cap.rlim_cur = std::min(bytes, old.rlim_max);
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &cap) == 0);
+  }
+  ~FileSizeCap() {
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+  }
+};
+
+TEST_CASE("checkpoint: a write that fails midway (disk full) leaves the previous checkpoint intact") {
+  TempDir dir;
+  const std::string path = dir.file("model.safetensors");
+  auto small = mlp(4, 8, 2, 1);  // about 1 KB
+  save_checkpoint(path, *small, {}, {{"step", "1"}});
+  const std::string before = read_bytes(path);
+  auto big = mlp(64, 256, 64, 2);  // about 130 KB, far past the 16 KB cap
+  std::string err;
+  {
+    FileSizeCap cap(16384);
+    err = error_of([&] { save_checkpoint(path, *big, {}, {{"step", "2"}}); });
+  }
+  // The error names the file, the cause, and that the last good checkpoint survived.
+  CHECK(err.find("'" + path + "'") != std::string::npos);
+  CHECK(err.find(std::strerror(EFBIG)) != std::string::npos);
+  CHECK(err.find("the previous '" + path + "' is untouched") != std::string::npos);
+  // And it did: the same bytes, loadable, and no temporary left beside it.
+  CHECK(read_bytes(path) == before);
+  CHECK(load_checkpoint(path, *small).metadata.at("step") == "1");
+  std::vector<std::string> names;
+  for (auto& e : fs::directory_iterator(dir.path)) names.push_back(e.path().filename().string());
+  CHECK(names == std::vector<std::string>{"model.safetensors"});
+
+  // A first checkpoint that fails says that nothing was written, and nothing was.
+  const std::string fresh = dir.file("fresh.safetensors");
+  {
+    FileSizeCap cap(16384);
+    err = error_of([&] { save_checkpoint(fresh, *big); });
+  }
+  CHECK(err.find("no '" + fresh + "' was written") != std::string::npos);
+  CHECK_FALSE(fs::exists(fresh));
+  // With the cap gone the same write succeeds: the failure was the disk, not the model.
+  save_checkpoint(path, *big, {}, {{"step", "2"}});
+  CHECK(load_checkpoint(path, *big).metadata.at("step") == "2");
 }
 
 TEST_CASE("checkpoint: truncated files give an error naming the file") {

@@ -24,7 +24,9 @@ reservoir, the episodic buffer, the gated linear recurrence, the Titans memory, 
 drift): that is what engram's fused ops and loops are measured against. crsd_tiny follows
 memory/crsd/crsd.h, hebbian.h, episodic.h, reservoir.h and nn/spectral.h line by line; hybrid follows
 apps/common/memory_lm.h, memory/titans/memory_blocks.h, neural_memory.h, memory/cmr/episodic_cmr.h
-and nn/attention.h (LocalSelfAttention) for the variant the bench builds (a fresh state per step).
+and nn/attention.h (LocalSelfAttention) for the variant the bench builds (a fresh state per step);
+memnet follows memory/memnet/memnet.h, memory_bank.h, synthesizer.h and apps/common/memnet_lm.h
+(the segment loop, the composite loss) for apps/memnet's default model from an empty memory.
 """
 import argparse
 import json
@@ -515,6 +517,251 @@ class HybridMemoryLM(nn.Module):
         return self.head(self.norm(x))
 
 
+# ---------------------------------------------------------------- memnet: the MemNet LM
+def splitmix64(x):
+    """memory/memnet/memory_bank.cpp's splitmix64 on numpy uint64 arrays (wrapping arithmetic)."""
+    x = x + np.uint64(0x9e3779b97f4a7c15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
+    return x ^ (x >> np.uint64(31))
+
+
+def random_read_distributions(seed, B, T, R, N, position):
+    """The random policy's Dirichlet(1, ..., 1) draws, [B, T, R, N] float32, bit for bit as
+    memnet::random_read_distributions: per (b, t, r) a key from the hash of (seed, position + t,
+    b, r), then N normalised Exp(1) variables -log(u), u = ((splitmix64(key + i) >> 11) + 1) 2^-53,
+    in float64."""
+    with np.errstate(over="ignore"):
+        t = np.arange(T, dtype=np.uint64) + np.uint64(position)
+        b = np.arange(B, dtype=np.uint64)
+        r = np.arange(R, dtype=np.uint64)
+        inner = (t[None, :, None] * np.uint64(0x100000001b3) + b[:, None, None] * np.uint64(0x9e37)
+                 + r[None, None, :])
+        key = splitmix64(np.uint64(seed) ^ splitmix64(inner))  # [B, T, R]
+        bits = splitmix64(key[..., None] + np.arange(N, dtype=np.uint64))  # [B, T, R, N]
+    u = ((bits >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0 ** -53
+    e = -np.log(u)
+    return torch.from_numpy((e / e.sum(-1, keepdims=True)).astype(np.float32))
+
+
+def soft_normalize(a, delta=1e-3):
+    """a / sqrt(|a|^2 + delta) along the last dim (cos~'s normalisation)."""
+    return a * torch.rsqrt(a.square().sum(-1, keepdim=True) + delta)
+
+
+def entropy(p):
+    return -(p * torch.log(p + 1e-12)).sum(-1)
+
+
+class LocalAttentionBlock(nn.Module):
+    """memory/cmr/attention_cmr_blocks.h: x += attn(LN1 x); x += MLP(LN2 x)."""
+
+    def __init__(self, d, heads, window, ff_mult):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d)
+        self.attn = LocalSelfAttention(d, heads, window)
+        self.norm2 = nn.LayerNorm(d)
+        self.linear1 = nn.Linear(d, ff_mult * d)
+        self.linear2 = nn.Linear(ff_mult * d, d)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
+
+
+class MemoryBank(nn.Module):
+    """memory/memnet/memory_bank.h for one fresh stream: cosine reads mixed (top-k, uniform,
+    random) by the meta-policy and spread over the STDP links; erase/add writes with hard
+    least-used allocation; the links updated once per segment."""
+
+    def __init__(self, meta):
+        super().__init__()
+        E, self.N, self.d = int(meta["d_model"]), int(meta["slots"]), int(meta["width"])
+        self.R, self.W = int(meta["read_heads"]), int(meta["write_heads"])
+        self.top_k, self.bneck = int(meta["top_k"]), int(meta["bottleneck"])
+        self.stdp_rate, self.link_decay = float(meta["stdp_rate"]), float(meta["link_decay"])
+        self.usage_decay = float(meta["usage_decay"])
+        self.P = 3
+        R, W, d = self.R, self.W, self.d
+        self.read_query = nn.Linear(E, R * d)
+        self.read_strength = nn.Linear(E, R)
+        self.policy_gate = nn.Linear(E, R * self.P)
+        self.write_pool = nn.Linear(E, W, bias=False)
+        self.write_key = nn.Linear(E, d)
+        self.write_strength = nn.Linear(E, 1)
+        self.write_gates = nn.Linear(E, 2)
+        self.erase = nn.Linear(E, d)
+        self.bottleneck_down = nn.Linear(E, self.bneck)
+        self.bottleneck_up = nn.Linear(self.bneck, d)
+        self.spread_logit = nn.Parameter(torch.zeros(1))
+        self.register_buffer("eye", torch.eye(self.N), persistent=False)
+
+    def initial_state(self, B):
+        N = self.N
+        return {"slots": torch.zeros(B, N, self.d), "links": torch.zeros(B, N, N),
+                "usage": torch.zeros(B, N), "writes": torch.zeros(B, N),
+                "activity": torch.zeros(B, N)}
+
+    @staticmethod
+    def scores(q, slots, beta):  # q [B, K, d], slots [B, N, d], beta [B, K, 1] -> [B, K, N]
+        return (soft_normalize(q) @ soft_normalize(slots).transpose(1, 2)) * beta
+
+    def read(self, h, st, random_dists):
+        """h [B, S, E]; random_dists [B, S, R, N] -> reads [B, S, R d], weights, content."""
+        B, S, _ = h.shape
+        R, N = self.R, self.N
+        q = self.read_query(h).reshape(B, S * R, self.d)
+        beta = F.softplus(self.read_strength(h).reshape(B, S * R, 1)) + 1
+        z = self.scores(q, st["slots"], beta)
+        # top-k: the k best slots, ties to the lower index as engram's topk (torch.topk breaks
+        # ties elsewhere, and a fresh memory is full of exact ties: identical, or empty, slots)
+        idx = torch.sort(z.detach(), dim=-1, descending=True, stable=True).indices[..., :self.top_k]
+        outside = torch.ones_like(z, dtype=torch.bool).scatter_(-1, idx, False)
+        top = torch.softmax(z.masked_fill(outside, float("-inf")), -1)
+        with torch.no_grad():
+            written = (st["writes"] >= 0.5).to(z.dtype)
+            count = written.sum(-1, keepdim=True)
+            none = (count == 0).to(z.dtype)
+            uniform = ((written + none) / (count + none * N)).unsqueeze(1)  # [B, 1, N]
+        pi = torch.softmax(self.policy_gate(h).reshape(B, S * R, self.P), -1)
+        w = pi[..., 0:1] * top
+        w = w + pi[..., 1:2] * uniform
+        w = w + pi[..., 2:3] * random_dists.reshape(B, S * R, N)
+        links = st["links"]
+        rowsum = links.sum(-1, keepdim=True)
+        keep = 1 - rowsum.clamp(0.0, 1.0)
+        stochastic = links / rowsum.clamp(min=1.0) + keep * self.eye
+        a = torch.sigmoid(self.spread_logit)
+        w = w + a * (w @ stochastic - w)
+        reads = (w @ st["slots"]).reshape(B, S, R * self.d)
+        return reads, w.reshape(B, S, R, N), top.reshape(B, S, R, N)
+
+    def write(self, h, st):
+        """h [B, S, E] one whole segment; updates st; -> weights [B, W, N], readback [B, W d]."""
+        B = h.shape[0]
+        W, d = self.W, self.d
+        attn = torch.softmax(self.write_pool(h), 1)  # [B, S, W] over the segment
+        p = attn.transpose(1, 2) @ h  # [B, W, E]
+        keys = self.write_key(p).reshape(B, W, d)
+        beta = F.softplus(self.write_strength(p).squeeze(2)) + 1  # [B, W]
+        gates = torch.sigmoid(self.write_gates(p).reshape(B, W, 2))
+        erase_v = torch.sigmoid(self.erase(p).reshape(B, W, d))
+        values = self.bottleneck_up(torch.tanh(self.bottleneck_down(p).reshape(B, W, self.bneck)))
+        st["usage"] = st["usage"] * self.usage_decay
+        heads = []
+        for w in range(W):
+            c = torch.softmax(self.scores(keys[:, w:w + 1], st["slots"], beta[:, w].reshape(B, 1, 1)),
+                              -1).squeeze(1)  # [B, N]
+            with torch.no_grad():  # hard allocation: the least-used slot, the first of equals
+                alloc = F.one_hot(st["usage"].argmin(-1), self.N).to(c.dtype)
+            g, ga = gates[:, w, 0:1], gates[:, w, 1:2]
+            ww = g * (c + ga * (alloc - c))
+            col = ww.unsqueeze(2)
+            st["slots"] = st["slots"] * (1 - col * erase_v[:, w:w + 1]) + col * values[:, w:w + 1]
+            st["usage"] = st["usage"] + (1 - st["usage"]) * ww
+            st["writes"] = st["writes"] + ww.detach()
+            heads.append(ww)
+        weights = torch.stack(heads, 1)  # [B, W, N]
+        return weights, (weights @ st["slots"]).reshape(B, W * d)
+
+    def link(self, st, mean_reads, mean_writes):
+        act = mean_reads + mean_writes
+        post = act / act.max(1, keepdim=True).values.clamp(min=1e-30)
+        hebb = st["activity"].unsqueeze(2) * post.unsqueeze(1)  # pre_i post_j
+        links = st["links"] * self.link_decay + hebb * (1 - st["links"]) * self.stdp_rate
+        st["links"] = links * (1 - self.eye)
+        st["activity"] = post
+
+
+class MemorySynthesizer(nn.Module):
+    """memory/memnet/synthesizer.h: S <- S + tanh(gamma) MHA(LN S, LN S, LN S)."""
+
+    def __init__(self, width, heads):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.norm = nn.LayerNorm(width)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, slots):
+        n = self.norm(slots)
+        return slots + torch.tanh(self.gamma) * self.attn(n, n, n, need_weights=False)[0]
+
+
+class MemNetLM(nn.Module):
+    """apps/common/memnet_lm.h (model.kind=memnet) over memory/memnet/memnet.h for a stream that
+    starts at position 0 with an empty memory: the controller over all T tokens, then segment by
+    segment: every token reads the memory as it stood before its segment, the segment writes,
+    its reconstruction is scored (L_hal), the links learn, and every dream_every segments the
+    synthesizer dreams. Returns the logits; the composite loss terms are left in self.terms."""
+
+    def __init__(self, meta):
+        super().__init__()
+        expected = {"address": "cosine", "policy_uniform": "true", "policy_random": "true",
+                    "graph": "true", "spread_learned": "true", "alloc_temperature": "0"}
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                raise ValueError(f"memnet: torch_ref implements only {key}={value}, got {meta.get(key)}")
+        V, E = int(meta["vocab"]), int(meta["d_model"])
+        self.segment, self.dream_every = int(meta["segment"]), int(meta["dream_every"])
+        self.seed = int(meta["random_seed"])
+        self.weights = [float(meta[k]) for k in ("l_hallucination", "l_utilization", "l_sparsity")]
+        width, R, W = int(meta["width"]), int(meta["read_heads"]), int(meta["write_heads"])
+        # children in engram's order (memory/memnet/memnet.cpp)
+        self.embed = nn.Embedding(V, E)
+        self.controller = nn.Module()
+        self.controller.blocks = nn.ModuleList([
+            LocalAttentionBlock(E, int(meta["heads"]), int(meta["window"]), int(meta["ff_mult"]))
+            for _ in range(int(meta["layers"]))])
+        self.controller.norm = nn.LayerNorm(E)
+        self.bank = MemoryBank(meta)
+        self.synthesizer = MemorySynthesizer(width, int(meta["dream_heads"]))
+        self.fuse = nn.Linear(E + R * width, E)
+        self.hallucinate = nn.Linear(W * width, E)
+        self.norm = nn.LayerNorm(E)
+        self.head = nn.Linear(E, V)
+
+    def forward(self, ids):
+        B, T = ids.shape
+        S, bank = self.segment, self.bank
+        if T % S:
+            raise ValueError(f"memnet: torch_ref needs whole segments, T={T} with segment {S}")
+        x = self.embed(ids)
+        h = x
+        for block in self.controller.blocks:
+            h = block(h)
+        h = self.controller.norm(h)
+        st = bank.initial_state(B)
+        dists = random_read_distributions(self.seed, B, T, bank.R, bank.N, 0)
+        reads, weights, contents, hal = [], [], [], []
+        for s in range(T // S):
+            hc, xc = h[:, s * S:(s + 1) * S], x[:, s * S:(s + 1) * S]
+            r, w, c = bank.read(hc, st, dists[:, s * S:(s + 1) * S])
+            reads.append(r), weights.append(w), contents.append(c)
+            ww, readback = bank.write(hc, st)
+            target = F.layer_norm(xc.mean(1), (xc.shape[2],), eps=1e-5)
+            hal.append(F.mse_loss(self.hallucinate(readback), target))
+            bank.link(st, w.sum((1, 2)) * (1.0 / (S * bank.R)), ww.mean(1))
+            if (s + 1) % self.dream_every == 0:
+                st["slots"] = self.synthesizer(st["slots"])
+        w, content = torch.cat(weights, 1), torch.cat(contents, 1)  # [B, T, R, N]
+        logN = math.log(bank.N)
+        self.terms = (sum(hal[1:], hal[0]) * (1.0 / len(hal)),  # L_hal
+                      entropy(w.mean((1, 2))).mean() * (-1.0 / logN) + 1.0,  # L_util
+                      entropy(content).mean() * (1.0 / logN))  # L_sparse
+        y = h + self.fuse(torch.cat([h, torch.cat(reads, 1)], 2))
+        return self.head(self.norm(y))
+
+
+def memnet_loss(model, data):
+    """cross-entropy + l1 L_hal + l2 L_util + l3 L_sparse, summed in engram's order."""
+    loss = lm_loss(model, data)
+    aux = None
+    for term, weight in zip(model.terms, model.weights):
+        if weight != 0:
+            aux = term * weight if aux is None else aux + term * weight
+    return loss if aux is None else loss + aux
+
+
 # ---------------------------------------------------------------- the workload table
 def lm_loss(model, data):
     logits = model(data["input"])
@@ -539,6 +786,7 @@ WORKLOADS = {  # name: (build(meta) -> module, loss(model, data) -> scalar)
     "epinet": (EpiNet, epinet_loss),
     "crsd_tiny": (CRSDLanguageModel, lm_loss),
     "hybrid": (HybridMemoryLM, lm_loss),
+    "memnet": (MemNetLM, memnet_loss),
 }
 
 

@@ -36,6 +36,17 @@
 //                write per token, softmax reads), sigmoid gate between the two memories, Linear
 //                (2E -> E) over [attn; merged], residual, GELU MLP] -> LayerNorm -> Linear(64, 256);
 //                B 8 x T 64, cross-entropy, every step from a fresh state.
+//   memnet       apps/memnet's default model (configs/memnet.yaml; model.kind=memnet,
+//                apps/common/memnet_lm.h, memory/memnet/memnet.h, built by
+//                apps::make_language_model): Embedding(256, 64) -> a windowed controller (2 local
+//                attention blocks, 4 heads, window 16, ALiBi) -> LayerNorm = h; a graph memory
+//                of 32 slots of width 32 (2 read heads: top-4 cosine reads mixed with uniform
+//                and random reads by a meta-policy, spreading activation over STDP links; 1 write
+//                head every 4 tokens, hard least-used allocation, bottleneck 16), a dream
+//                (self-attention over the slots) every 8 segments; y = h + W_f [h; r] ->
+//                LayerNorm -> Linear(64, 256). B 16 x T 128 from a fresh memory every step; loss
+//                = cross-entropy + 0.1 L_hal + 0.01 L_util + 0.01 L_sparse (the LM's
+//                auxiliary_loss), as apps/memnet trains it.
 //
 // FLOPs: for the dense workloads, flop_per_step counts the multiply-adds of the matrix products
 // and convolutions (2 FLOPs each) of forward and backward: each product costs its forward once
@@ -50,6 +61,7 @@
 #include <vector>
 
 #include "apps/common/lm.h"
+#include "apps/common/memnet_lm.h"
 #include "apps/common/memory_lm.h"
 #include "apps/common/trainer.h"
 #include "memory/crsd/crsd.h"
@@ -76,7 +88,7 @@ struct Workload {
 inline const std::vector<std::string>& workload_names() {
   static const std::vector<std::string> names = {"mlp",      "cnn",     "lstm",     "transformer",
                                                  "spectral", "hebbian", "epinet", "crsd_tiny",
-                                                 "hybrid"};
+                                                 "hybrid",   "memnet"};
   return names;
 }
 
@@ -312,6 +324,70 @@ inline Workload make_hybrid(Generator& gen) {
   return Workload{"hybrid", model, loss, {{"input", ids}, {"target", target}}, meta, 0};
 }
 
+// apps/memnet's default model (configs/memnet.yaml), built by the app code from a Config, trained
+// with its composite loss. Every option the model reads is set here, including the defaults the
+// yaml leaves alone, so a changed default cannot move the workload.
+inline Workload make_memnet(Generator& gen) {
+  const int64_t B = 16, T = 128, V = 256;
+  apps::Config cfg(apps::lm_schema("memnet"));
+  for (auto [key, value] : std::vector<std::pair<const char*, const char*>>{
+           {"model.kind", "memnet"}, {"model.d_model", "64"}, {"model.layers", "2"},
+           {"model.heads", "4"}, {"model.ff_mult", "4"}, {"model.dropout", "0"},
+           {"model.window", "16"}, {"model.memnet_slots", "32"}, {"model.memnet_width", "32"},
+           {"model.memnet_read_heads", "2"}, {"model.memnet_write_heads", "1"},
+           {"model.memnet_top_k", "4"}, {"model.memnet_bottleneck", "16"},
+           {"model.memnet_segment", "4"}, {"model.memnet_address", "cosine"},
+           {"model.memnet_policy", "mixed"}, {"model.memnet_graph", "true"},
+           {"model.memnet_spread", "0.1"}, {"model.memnet_spread_learned", "true"},
+           {"model.memnet_stdp_rate", "0.5"}, {"model.memnet_link_decay", "0.98"},
+           {"model.memnet_usage_decay", "0.98"}, {"model.memnet_alloc_temperature", "0"},
+           {"model.memnet_dream_every", "8"}, {"model.memnet_dream_gate", "0.1"},
+           {"model.memnet_memory", "true"}, {"model.memnet_hallucination", "0.1"},
+           {"model.memnet_utilization", "0.01"}, {"model.memnet_sparsity", "0.01"},
+           {"train.seed", "0"}})
+    cfg.set(key, value, "bench memnet");
+  std::shared_ptr<apps::LanguageModel> lm = apps::make_language_model(cfg, V, &gen);
+  memnet::MemNet* net = apps::memnet_of(*lm);
+  ENGRAM_CHECK(net != nullptr, "memnet: model.kind=memnet did not build a memnet::MemNet");
+  std::shared_ptr<nn::Module> model(lm, &lm->module());  // shares ownership with lm
+  Tensor ids = randint(0, V, {B, T}, &gen), target = randint(0, V, {B, T}, &gen);
+  auto loss = [lm, ids, target] {
+    apps::LMState state = lm->initial_state(ids.size(0));  // every step starts with an empty memory
+    Tensor ce = cross_entropy(lm->forward(ids, state), target);
+    Tensor aux = lm->auxiliary_loss();  // as apps/common/train_loop.cpp adds it
+    return aux.defined() ? add(ce, aux) : ce;
+  };
+  const memnet::MemNetConfig& c = net->cfg;
+  const memnet::MemoryBankConfig& b = c.bank;
+  auto real = [](double x) { return fmt::format("{:.17g}", x); };
+  nn::Metadata meta = {
+      {"vocab", std::to_string(c.vocab)}, {"d_model", std::to_string(c.d_model)},
+      {"layers", std::to_string(c.layers)}, {"heads", std::to_string(c.heads)},
+      {"window", std::to_string(c.window)}, {"ff_mult", std::to_string(c.ff_mult)},
+      {"segment", std::to_string(c.segment)}, {"dream_every", std::to_string(c.dream_every)},
+      {"dream_heads", std::to_string(c.dream_heads)}, {"slots", std::to_string(b.slots)},
+      {"width", std::to_string(b.width)}, {"read_heads", std::to_string(b.read_heads)},
+      {"write_heads", std::to_string(b.write_heads)}, {"top_k", std::to_string(b.top_k)},
+      {"bottleneck", std::to_string(b.bottleneck)},
+      {"address", b.address == memnet::Address::cosine ? "cosine" : "dot"},
+      {"policy_uniform", b.policy_uniform ? "true" : "false"},
+      {"policy_random", b.policy_random ? "true" : "false"}, {"graph", b.graph ? "true" : "false"},
+      {"spread_learned", b.spread_learned ? "true" : "false"},
+      {"stdp_rate", real(b.stdp_rate)}, {"link_decay", real(b.link_decay)},
+      {"usage_decay", real(b.usage_decay)}, {"alloc_temperature", real(b.alloc_temperature)},
+      {"random_seed", std::to_string(b.seed)},
+      {"l_hallucination", real(cfg.get_real("model.memnet_hallucination"))},
+      {"l_utilization", real(cfg.get_real("model.memnet_utilization"))},
+      {"l_sparsity", real(cfg.get_real("model.memnet_sparsity"))}};
+  // The variant torch_ref.py implements (it checks these): memory on, cosine addresses, all three
+  // policies, the graph with a learned spread, hard allocation, no dropout.
+  ENGRAM_CHECK(c.memory && c.dropout == 0 && b.address == memnet::Address::cosine &&
+                   b.policy_uniform && b.policy_random && b.graph && b.spread_learned &&
+                   b.alloc_temperature == 0 && c.dream_every > 0 && b.top_k < b.slots,
+               "memnet: torch_ref.py implements only the default MemNet variant");
+  return Workload{"memnet", model, loss, {{"input", ids}, {"target", target}}, meta, 0};
+}
+
 // EpiNetModel's encoder and decoder, under its child names, with the memory given as data.
 class EpiNetStep : public nn::Module {
  public:
@@ -364,6 +440,7 @@ inline Workload make_workload(const std::string& name, uint64_t seed) {
   else if (name == "epinet") w = make_epinet(gen);
   else if (name == "crsd_tiny") w = make_crsd_tiny(gen);
   else if (name == "hybrid") w = make_hybrid(gen), w.meta["check_tolerance"] = "5e-7";
+  else if (name == "memnet") w = make_memnet(gen), w.meta["check_tolerance"] = "5e-7";
   else ENGRAM_FAIL("unknown workload '{}' (known: {})", name, fmt::join(workload_names(), ", "));
   w.meta["workload"] = name;
   return w;

@@ -87,6 +87,34 @@ static std::string expectation(const FieldSpec& f) {
   return "?";
 }
 
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+// A config's text must be: YAML is Unicode, so yaml-cpp's emitter writes an invalid byte as U+FFFD
+// and to_yaml() (the copy kept in checkpoints and the run dir) would silently differ from the
+// config that ran; and the JSON of checkpoint metadata cannot hold it at all (found by
+// tests/fuzz/fuzz_config.cpp).
+static bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = (unsigned char)s[i];
+    size_t len;  // continuation bytes after this lead byte
+    if (c < 0x80) len = 0;
+    else if (c >= 0xC2 && c <= 0xDF) len = 1;
+    else if (c >= 0xE0 && c <= 0xEF) len = 2;
+    else if (c >= 0xF0 && c <= 0xF4) len = 3;
+    else return false;  // a continuation byte, an overlong lead C0/C1, or past F4
+    if (len > s.size() - i - 1) return false;  // cut off by the end of the text
+    for (size_t k = 1; k <= len; ++k)
+      if (((unsigned char)s[i + k] & 0xC0) != 0x80) return false;
+    if (len >= 2) {  // the second byte's range rules out overlong forms, surrogates and > U+10FFFF
+      const unsigned char d = (unsigned char)s[i + 1];
+      if ((c == 0xE0 && d < 0xA0) || (c == 0xED && d > 0x9F) || (c == 0xF0 && d < 0x90) ||
+          (c == 0xF4 && d > 0x8F))
+        return false;
+    }
+    i += len + 1;
+  }
+  return true;
+}
+
 // Parses `text` as a value of field `f`; throws naming `where` and the key.
 static ConfigValue parse_value(const FieldSpec& f, const std::string& text, const std::string& where) {
   auto fail = [&]() -> ConfigValue {
@@ -119,7 +147,10 @@ static ConfigValue parse_value(const FieldSpec& f, const std::string& text, cons
     case FieldType::choice:
       if (std::find(f.choices.begin(), f.choices.end(), text) == f.choices.end()) return fail();
       return text;
-    case FieldType::string: return text;
+    case FieldType::string:
+      ENGRAM_CHECK(valid_utf8(text), "{}: '{}' must be UTF-8 text, got bytes that are not", where,
+                   f.key);
+      return text;
   }
   return fail();
 }

@@ -67,21 +67,34 @@ IdxArray read_idx(const std::string& path, int expected_rank) {
                path, expected_rank, expected_rank, rank);
 
   IdxArray arr;
-  int64_t count = 1;
+  // Unsigned: the product so far is at most kMaxElements (2^32) and a size below 2^32, so the
+  // next product fits in 64 bits and is checked before it can wrap.
+  uint64_t count = 1;
   for (int d = 0; d < rank; ++d) {
     uint8_t b[4];
     ENGRAM_CHECK(read_bytes(file.get(), path, b, 4) == 4,
                  "{}: truncated IDX header (dimension {} of {} is missing)", path, d + 1, rank);
     int64_t size = big_endian_u32(b);
     arr.dims.push_back(size);
-    count *= size;
-    ENGRAM_CHECK(count <= kMaxElements, "{}: IDX header declares too many elements ({})", path,
-                 fmt::join(arr.dims, " x "));
+    count *= uint64_t(size);
+    ENGRAM_CHECK(count <= uint64_t(kMaxElements), "{}: IDX header declares too many elements ({})",
+                 path, fmt::join(arr.dims, " x "));
   }
 
-  arr.data.resize(size_t(count));
-  int64_t got = read_bytes(file.get(), path, arr.data.data(), count);
-  ENGRAM_CHECK(got == count,
+  // The buffer grows with the bytes that actually arrive, a chunk at a time, never to what the
+  // header promises up front: a 12-byte file whose header claims 2^31 elements must be reported
+  // as truncated, not cost 2 GB first (found by tests/fuzz/fuzz_idx.cpp).
+  constexpr int64_t kChunk = int64_t(1) << 24;  // 16 MB
+  int64_t got = 0;
+  while (got < int64_t(count)) {
+    const int64_t want = std::min<int64_t>(int64_t(count) - got, kChunk);
+    arr.data.resize(size_t(got + want));
+    const int64_t n = read_bytes(file.get(), path, arr.data.data() + got, want);
+    got += n;
+    if (n < want) break;
+  }
+  arr.data.resize(size_t(got));
+  ENGRAM_CHECK(got == int64_t(count),
                "{}: truncated IDX file: header [{}] promises {} bytes of data, found {}", path,
                fmt::join(arr.dims, ", "), count, got);
   uint8_t extra;

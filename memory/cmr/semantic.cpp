@@ -67,11 +67,16 @@ void rescale(Similarity& sim, const std::vector<bool>& known) {
   for (size_t i = 0; i < P; ++i)
     for (size_t j = 0; j < P; ++j)
       if (i != j && known[i] && known[j]) lo = std::min(lo, m[i][j]), hi = std::max(hi, m[i][j]);
+  // When hi - lo overflows (values near +-1e308: (x - lo) / (hi - lo) was inf / inf = NaN, found
+  // by tests/fuzz/fuzz_semantic_matrix.cpp), everything is divided by the largest magnitude first.
+  const double scale = std::max(std::abs(lo), std::abs(hi));
+  const double s = std::isfinite(hi - lo) || !std::isfinite(scale) ? 1.0 : scale;
+  const double lo_s = lo / s, hi_s = hi / s;
   for (size_t i = 0; i < P; ++i)
     for (size_t j = 0; j < P; ++j) {
       double& x = m[i][j];
       if (i == j || !known[i] || !known[j]) x = 0;
-      else x = hi > lo ? (x - lo) / (hi - lo) : std::clamp(x, 0.0, 1.0);
+      else x = hi > lo ? std::clamp((x / s - lo_s) / (hi_s - lo_s), 0.0, 1.0) : std::clamp(x, 0.0, 1.0);
     }
 }
 
