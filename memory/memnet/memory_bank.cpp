@@ -11,6 +11,9 @@ namespace engram::memnet {
 namespace {
 
 constexpr double kCosineDelta = 1e-3;
+// beta = 1 + softplus(w . h + b) starts near 10: cosine scores lie in [-1, 1], and with beta ~ 1.7
+// (b = 0) every read was a near-uniform blur whose gradient could not tell slots apart
+constexpr double kStrengthBias = 9.0;
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -88,6 +91,7 @@ MultiHeadMemoryBank::MultiHeadMemoryBank(const MemoryBankConfig& c, Generator* g
   // the write heads share their projections and differ by what they pool (write_pool's rows)
   read_query = register_module("read_query", std::make_shared<nn::Linear>(E, R * d, true, gen));
   read_strength = register_module("read_strength", std::make_shared<nn::Linear>(E, R, true, gen));
+  raw::copy_(read_strength->bias, full({R}, kStrengthBias));
   if (c.policies() > 1) {
     policy_gate = register_module("policy_gate", std::make_shared<nn::Linear>(E, R * c.policies(), true, gen));
     // start by reading mostly by content: pi ~ (0.8, 0.2 / (P - 1), ...), exploration a minority
@@ -98,11 +102,13 @@ MultiHeadMemoryBank::MultiHeadMemoryBank(const MemoryBankConfig& c, Generator* g
   write_pool = register_module("write_pool", std::make_shared<nn::Linear>(E, W, false, gen));
   write_key = register_module("write_key", std::make_shared<nn::Linear>(E, d, true, gen));
   write_strength = register_module("write_strength", std::make_shared<nn::Linear>(E, 1, true, gen));
+  raw::copy_(write_strength->bias, full({1}, kStrengthBias));
   write_gates = register_module("write_gates", std::make_shared<nn::Linear>(E, 2, true, gen));
   // a fresh bank writes (g ~ 0.88) into the slot allocation picks (g_a ~ 0.88): a ring-like store
   // to start from, which content addressing then learns to refine
   raw::copy_(write_gates->bias, full({2}, 2.0));
   erase = register_module("erase", std::make_shared<nn::Linear>(E, d, true, gen));
+  raw::copy_(erase->bias, full({d}, 3.0));  // e ~ 0.95: an allocated slot is overwritten, not blended
   bottleneck_down = register_module("bottleneck_down", std::make_shared<nn::Linear>(E, c.bottleneck, true, gen));
   bottleneck_up = register_module("bottleneck_up", std::make_shared<nn::Linear>(c.bottleneck, d, true, gen));
   const double a = c.spread_init;

@@ -13,7 +13,7 @@
 // head. (The local attention of the controller covers the segment itself, so nothing is lost.)
 //
 // Read, per token t and read head r (h_t [E] the controller's feature):
-//   q = W_q h_t [d],  beta = 1 + softplus(w_beta . h_t)
+//   q = W_q h_t [d],  beta = 1 + softplus(w_beta . h_t + b_beta)   (b_beta = 9: beta ~ 10 at init)
 //   z_i = beta cos~(q, S_i)      cos~(a, b) = a.b / (sqrt(|a|^2 + delta) sqrt(|b|^2 + delta)),
 //                                delta = 1e-3, so an empty slot scores 0 with a bounded gradient
 //      or z_i = beta q.S_i / sqrt(d)          (address = dot)
@@ -46,6 +46,7 @@
 //               to 0.88 at initialisation: a fresh bank behaves like a ring buffer
 //   ww = g (g_a alloc + (1 - g_a) c)                                               [N]
 //   semantic bottleneck   v = W_up tanh(W_down p_w)   (E -> bottleneck -> d), erase e = sigmoid(W_e p_w)
+//                         (e's bias starts at 3, e ~ 0.95: an allocated slot is overwritten)
 //   S <- S o (1 - ww e^T) + ww v^T                      (DNC's erase/add; heads one after another)
 // Bookkeeping:
 //   before the segment's write   u <- usage_decay u
