@@ -128,12 +128,15 @@ std::string training_curves(const std::string& run) {
   ENGRAM_CHECK(f.good(), "dynamics: '{}/metrics.jsonl' is missing", run);
   CurvePlot p;
   p.file = "memory_over_training";
-  p.title = "MemNet's reads over training";
+  p.title = "MemNet reads over training";
   p.xlabel = "step", p.ylabel = "share / normalised entropy";
   const std::vector<std::string> keys{"memnet.read_entropy", "memnet.sparsity", "memnet.policy.top_k",
                                       "memnet.policy.uniform", "memnet.policy.random", "memnet.spread"};
+  const std::vector<std::string> names{"read entropy H(W) / log N", "L_sparse (top-k entropy)",
+                                       "policy: top-k", "policy: uniform", "policy: random",
+                                       "spread a"};  // no '_': gnuplot would subscript it
   p.series.resize(keys.size());
-  for (size_t k = 0; k < keys.size(); ++k) p.series[k].name = keys[k].substr(7);
+  for (size_t k = 0; k < keys.size(); ++k) p.series[k].name = names[k];
   std::string line;
   while (std::getline(f, line)) {
     nlohmann::json j = nlohmann::json::parse(line, nullptr, false);

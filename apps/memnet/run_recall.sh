@@ -4,14 +4,15 @@
 # full-context Transformer at matched parameter counts (~158K), and MemNet's ablations; the seeds
 # given (default 0 1), two runs at a time, one thread each.
 #   bash apps/memnet/run_recall.sh [OUT_DIR] [SEEDS...]
-#   ABLATIONS=0 skips the ablations; STEPS=N changes the budget (800)
+#   ABLATIONS=0 skips the ablations; STEPS=N changes the budget (600 steps); TABLE_ONLY=1 only
+#   rebuilds table.md and recall.png from existing runs
 # Writes OUT_DIR/<variant>_s<seed>/ run directories and logs, OUT_DIR/table.md, and
 # OUT_DIR/recall.png (mean accuracy over seeds vs distance, one line per model; gnuplot).
 set -euo pipefail
 out=${1:-runs/memnet_recall}
 shift || true
 seeds=${*:-0 1}
-steps=${STEPS:-800}
+steps=${STEPS:-600}
 bin=build/apps/memnet
 mkdir -p "$out"
 export OMP_WAIT_POLICY=PASSIVE ENGRAM_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
@@ -41,7 +42,7 @@ for seed in $seeds; do
     jobs+=("$bin $probe --steps $steps --seed $seed $sets --set sample.length=0 --out $out/${name}_s$seed")
   done
 done
-printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '{} > "$(echo "{}" | sed -E "s/.*--out ([^ ]+).*/\1/").log" 2>&1 || echo "FAILED: {}"'
+[ "${TABLE_ONLY:-0}" = 1 ] || printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '{} > "$(echo "{}" | sed -E "s/.*--out ([^ ]+).*/\1/").log" 2>&1 || echo "FAILED: {}"'
 {
   echo "| variant | seed | parameters | d = 8 | 16 | 32 | 64 | 128 | read entropy | slot reuse | policy top-k / uniform / random |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -53,7 +54,7 @@ printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '{} > "$(echo "{}" | sed -E
       params=$(grep -o '[0-9]* parameters' "$log" | head -1 | cut -d' ' -f1)
       line=$(grep '^final_probe:' "$log" || echo "")
       accs=$(echo "$line" | grep -o 'acc_d[0-9]*=[0-9.]*' | cut -d= -f2 | tr '\n' '|' | sed 's/|$//; s/|/ | /g')
-      get() { echo "$line" | grep -o "$1=[0-9.]*" | cut -d= -f2; }
+      get() { echo "$line" | grep -o "$1=[0-9.]*" | cut -d= -f2 || true; }
       pol="$(get policy.top_k) / $(get policy.uniform) / $(get policy.random)"
       [ "$pol" = " /  / " ] && pol="-"
       echo "| $name | $seed | $params | $accs | $(get read_entropy) | $(get slot_reuse) | $pol |"
