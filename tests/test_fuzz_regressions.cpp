@@ -17,6 +17,7 @@
 #include "apps/common/idx.h"
 #include "memory/cmr/semantic.h"
 #include "nn/checkpoint.h"
+#include "tests/fuzz/fuzz_config_schema.h"
 #include "tests/test_util.h"
 
 using namespace engram;
@@ -29,20 +30,7 @@ namespace {
 
 const fs::path kRegressions = "tests/fuzz/regressions";
 
-// The config schema of tests/fuzz/fuzz_config.cpp, one field of each type.
-std::shared_ptr<const Schema> fuzz_schema() {
-  return std::make_shared<const Schema>(
-      "fuzz", std::vector<FieldSpec>{
-                  int_field("model.d_model", 64, 1, 4096, "width"),
-                  choice_field("model.arch", "crsd", {"crsd", "lstm", "transformer"}, "model"),
-                  real_field("train.lr", 3e-3, 0, 10, "learning rate"),
-                  int_field("train.steps", 100, 0, int64_t(1) << 40, "steps"),
-                  bool_field("train.loss_scaling", true, "dynamic loss scaling"),
-                  real_field("train.grad_clip", 1.0, -1e300, 1e300, "clip"),
-                  string_field("data.path", "/usr/share/games/fortunes", "corpus"),
-                  string_field("run.name", "", "run name"),
-              });
-}
+std::shared_ptr<const Schema> fuzz_schema() { return fuzz_config_schema(); }
 
 // Peak resident memory of this process so far, in MB (getrusage reports KB on Linux).
 double peak_rss_mb() {

@@ -93,6 +93,7 @@ Tensor MemNet::forward(const Tensor& ids, MemNetState& st, MemNetStats* stats, M
   out = MemNetStats{};
   std::vector<Tensor> reads, weights, contents, policies, hal_terms;
   double dream_change = 0;
+  Tensor write_mass, reused_mass;
   for (int64_t t0 = 0; t0 < T;) {
     const int64_t open = st.position % S, len = std::min(T - t0, S - open);
     Tensor hc = slice(h, 1, t0, t0 + len), xc = slice(x, 1, t0, t0 + len);
@@ -114,10 +115,11 @@ Tensor MemNet::forward(const Tensor& ids, MemNetState& st, MemNetStats* stats, M
     Tensor held = to_dtype(ge(st.bank.writes, full({1}, 0.5, x.dtype())), x.dtype());  // [B, N]
     BankWrite wr = bank->write(st.pending_h, st.bank);
     {
-      NoGradGuard ng;
+      NoGradGuard ng;  // summed as tensors, read once after the loop (no sync per segment)
       Tensor mass = sum(detach(wr.weights), {1});  // [B, N]
-      out.write_mass += to_dtype(sum(mass), DType::f64).item();
-      out.reused_mass += to_dtype(sum(mul(mass, held)), DType::f64).item();
+      write_mass = write_mass.defined() ? add(write_mass, sum(mass)) : sum(mass);
+      Tensor reused = sum(mul(mass, held));
+      reused_mass = reused_mass.defined() ? add(reused_mass, reused) : reused;
     }
     Tensor recon = hallucinate->forward(wr.readback);                  // [B, E]
     hal_terms.push_back(mse_loss(recon, layer_norm(mean(st.pending_x, {1}), Tensor(), Tensor())));
@@ -147,6 +149,10 @@ Tensor MemNet::forward(const Tensor& ids, MemNetState& st, MemNetStats* stats, M
     out.hallucination = mul(total, 1.0 / double(hal_terms.size()));
   }
   out.dream_change = out.dreams ? dream_change / double(out.dreams) : 0.0;
+  if (write_mass.defined()) {
+    out.write_mass = to_dtype(write_mass, DType::f64).item();
+    out.reused_mass = to_dtype(reused_mass, DType::f64).item();
+  }
   out.written_slots = to_dtype(mean(sum(to_dtype(ge(st.bank.writes, full({1}, 0.5, x.dtype())),
                                                  x.dtype()), {1})), DType::f64).item();
   Tensor r = cat(reads, 1);

@@ -2,6 +2,7 @@
 #include "memory/memnet/memory_bank.h"
 
 #include <cmath>
+#include <map>
 
 #include "autograd/ops.h"
 #include "autograd/tape.h"
@@ -27,10 +28,16 @@ Tensor soft_normalize(const Tensor& a) {
   return mul(a, rsqrt(add(sum(square(a), {-1}, true), kCosineDelta)));
 }
 
-Tensor identity(int64_t n, DType dtype) {
-  std::vector<double> v(size_t(n * n), 0.0);
-  for (int64_t i = 0; i < n; ++i) v[size_t(i * n + i)] = 1.0;
-  return from_vector(v, {n, n}, dtype);
+// I_n, built once per (n, dtype): every read and every link update needs it.
+const Tensor& identity(int64_t n, DType dtype) {
+  static std::map<std::pair<int64_t, int>, Tensor> cache;
+  Tensor& t = cache[{n, int(dtype)}];
+  if (!t.defined()) {
+    std::vector<double> v(size_t(n * n), 0.0);
+    for (int64_t i = 0; i < n; ++i) v[size_t(i * n + i)] = 1.0;
+    t = from_vector(v, {n, n}, dtype);
+  }
+  return t;
 }
 
 }  // namespace

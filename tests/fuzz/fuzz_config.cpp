@@ -6,25 +6,13 @@
 // to apply_override as a `--set` would be. An accepted config must keep config.h's promise that
 // reading to_yaml()'s text back gives the same config.
 #include "apps/common/config.h"
+#include "tests/fuzz/fuzz_config_schema.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using namespace engram;
 using namespace engram::apps;
 
-static std::shared_ptr<const Schema> schema() {
-  static auto s = std::make_shared<const Schema>(
-      "fuzz", std::vector<FieldSpec>{
-                  int_field("model.d_model", 64, 1, 4096, "width"),
-                  choice_field("model.arch", "crsd", {"crsd", "lstm", "transformer"}, "model"),
-                  real_field("train.lr", 3e-3, 0, 10, "learning rate"),
-                  int_field("train.steps", 100, 0, int64_t(1) << 40, "steps"),
-                  bool_field("train.loss_scaling", true, "dynamic loss scaling"),
-                  real_field("train.grad_clip", 1.0, -1e300, 1e300, "clip"),
-                  string_field("data.path", "/usr/share/games/fortunes", "corpus"),
-                  string_field("run.name", "", "run name"),
-              });
-  return s;
-}
+static std::shared_ptr<const Schema> schema() { return fuzz_config_schema(); }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size), source = "fuzz.yaml";
