@@ -40,7 +40,7 @@ TESTING_SRCS := autograd/registry.cpp autograd/registry_check.cpp autograd/golde
                 $(wildcard autograd/opinfo_*.cpp)
 TESTING_OBJS := $(TESTING_SRCS:%.cpp=$(BUILD)/%.o)
 TESTING_LIB  := $(BUILD)/libengram_testing.a
-LIB_SRCS  := $(filter-out $(TESTING_SRCS),$(wildcard core/*.cpp core/cpu/*.cpp autograd/*.cpp nn/*.cpp memory/*.cpp memory/*/*.cpp))
+LIB_SRCS  := $(filter-out $(TESTING_SRCS),$(wildcard core/*.cpp core/cpu/*.cpp autograd/*.cpp nn/*.cpp nn/ssm/*.cpp memory/*.cpp memory/*/*.cpp))
 LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 LIB       := $(BUILD)/libengram.a
 
@@ -136,6 +136,10 @@ golden: $(BUILD)/tools/export_samples
 	/usr/bin/python3 tests/golden/make_memory_golden.py tests/golden/memory.json
 	/usr/bin/python3 tests/golden/make_epinet_golden.py tests/golden/epinet.json
 	/usr/bin/python3 tests/golden/make_optim_golden.py
+	/usr/bin/python3 tests/golden/make_ssm_mamba_golden.py tests/golden/ssm_mamba.json
+	/usr/bin/python3 tests/golden/make_ssm_linoss_s5_golden.py
+	/usr/bin/python3 tests/golden/make_ssm_s4_golden.py tests/golden/ssm_s4.json
+	/usr/bin/python3 tests/golden/make_ssm_retnet_golden.py
 
 # Training-step benchmarks against PyTorch (apps/bench, docs/benchmarks.md): the sgemm peak, then
 # every workload with 1 thread and with all cores. Not a test: the numbers depend on the machine.

@@ -208,4 +208,39 @@ TitansMLPScan titans_mlp_memory(const Tensor& q, const Tensor& k, const Tensor& 
                                 const Tensor& w1, const Tensor& w2, const Tensor& s1,
                                 const Tensor& s2, int64_t chunk);
 
+// ---- ssm_mamba_ops.cpp, ssm_scan_ops.cpp: state-space primitives (nn/ssm/) ----
+// Causal depthwise conv1d along time (Mamba's Conv1d(D, D, K, groups=D, padding=K-1)[..., :T]):
+//   y[b, t, d] = bias[d] + sum_{k<K} weight[d, k] x[b, t - (K-1) + k, d]
+// x [B, T, D], weight [D, K], bias [D] (undefined = none); x0 [B, K-1, D] = the K-1 inputs before
+// t = 0 (the conv state carried from the previous segment; undefined = zeros).
+Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                     const Tensor& x0 = Tensor());
+
+// Mamba's selective scan (Gu & Dao 2023; selective_scan_ref) as one fused op:
+//   dt_t = softplus(delta_t + delta_bias) (or delta_t + delta_bias when !delta_softplus)
+//   h_t = exp(dt_t A) * h_{t-1} + dt_t B_t u_t      (h [B, D, N], h_{-1} = h0 or 0)
+//   y_t = C_t . h_t + Dskip u_t ;  out_t = y_t * silu(z_t)
+// u, delta, z [B, T, D]; A [D, N] (negative: A = -exp(A_log)); Bm, Cm [B, T, N]; Dskip, delta_bias
+// [D]; h0 [B, D, N]. Dskip, z, delta_bias and h0 may be undefined (none / zeros). The backward
+// recomputes the states inside chunks of `chunk` steps instead of storing all [B, T, D, N].
+struct SelectiveScan {
+  Tensor y;      // out [B, T, D]
+  Tensor state;  // h after the last step [B, D, N]
+};
+SelectiveScan selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A,
+                             const Tensor& Bm, const Tensor& Cm, const Tensor& Dskip,
+                             const Tensor& z, const Tensor& delta_bias, const Tensor& h0,
+                             bool delta_softplus = true, int64_t chunk = 64);
+
+// 2x2-block linear recurrence along dim 1: h_t = M_t h_{t-1} + f_t, with M [.., 2, 2] broadcast to
+// [B, T, F..., 2, 2], f [B, T, F..., 2], h0 [B, F..., 2] (undefined = zeros). A complex diagonal
+// recurrence h_t = a_t h_t-1 + b_t is the case M = [[re a, -im a], [im a, re a]].
+Tensor linear_scan_2x2(const Tensor& M, const Tensor& f, const Tensor& h0 = Tensor());
+
+// S4's Cauchy kernel (complex as trailing [re, im]):
+//   k[.., l] = sum_n v[.., n] / (z[.., l] - w[.., n])
+// v, w [.., N, 2], z [.., L, 2] whose leading dims broadcast -> [.., L, 2]. Every input gets a
+// gradient (z depends on the learned step size through the bilinear map).
+Tensor cauchy_kernel(const Tensor& v, const Tensor& z, const Tensor& w);
+
 }  // namespace engram

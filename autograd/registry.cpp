@@ -13,6 +13,8 @@ void register_conv_ops(std::vector<OpInfo>& r);         // opinfo_conv.cpp
 void register_fft_scan_ops(std::vector<OpInfo>& r);     // opinfo_fft_scan.cpp
 void register_memory_ops(std::vector<OpInfo>& r);       // opinfo_memory.cpp
 void register_titans_ops(std::vector<OpInfo>& r);       // opinfo_titans.cpp
+void register_ssm_mamba_ops(std::vector<OpInfo>& r);    // opinfo_ssm_mamba.cpp
+void register_ssm_scan_ops(std::vector<OpInfo>& r);     // opinfo_ssm_scan.cpp
 
 const std::vector<OpInfo>& op_registry() {
   static const std::vector<OpInfo> registry = [] {
@@ -25,6 +27,8 @@ const std::vector<OpInfo>& op_registry() {
     register_fft_scan_ops(r);
     register_memory_ops(r);
     register_titans_ops(r);
+    register_ssm_mamba_ops(r);
+    register_ssm_scan_ops(r);
     return r;
   }();
   return registry;

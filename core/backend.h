@@ -168,6 +168,40 @@ struct Backend {
                                      Tref ds1_last, Tref ds2_last, Tref dq, Tref dk, Tref dv,
                                      Tref dtheta, Tref deta, Tref dalpha, Tref dw1, Tref dw2,
                                      Tref ds1, Tref ds2) = nullptr;
+
+  // ---- state-space primitives (nn/ssm/): cpu_ssm_mamba.cpp, cpu_ssm_scan.cpp ----
+  // Causal depthwise conv over time (Mamba's conv1d): xp = [x0; x] [B, K-1+T, D] holds the K-1
+  // inputs before t = 0 then the segment; w [D, K]; bias [D] or undefined. All contiguous.
+  //   y[b, t, d] = bias[d] + sum_k w[d, k] xp[b, t + k, d]          -> y [B, T, D]
+  void (*causal_conv1d)(Tref xp, Tref w, Tref bias, Tref y) = nullptr;
+  // Overwrites dxp [B, K-1+T, D], dw [D, K] and (when defined) dbias [D].
+  void (*causal_conv1d_backward)(Tref xp, Tref w, Tref dy, Tref dxp, Tref dw, Tref dbias) = nullptr;
+  // Mamba's selective scan (selective_scan_ref semantics) after the softplus, in chunks:
+  //   h_t = exp(dt_t A) * h_{t-1} + dt_t B_t u_t,  y_t = C_t . h_t + Dskip u_t,
+  //   out_t = y_t * silu(z_t)  (z undefined: out = y; Dskip undefined: no skip)
+  // u, dt, z [B, T, D]; A [D, N]; Bm, Cm [B, T, N]; Dskip [D]; h0 [B, D, N] or undefined
+  // (zeros); all contiguous. Writes out [B, T, D], h_last [B, D, N] and the checkpoints
+  // [B, ceil(T/chunk), D, N] = the state entering each chunk.
+  void (*selective_scan)(Tref u, Tref dt, Tref A, Tref Bm, Tref Cm, Tref Dskip, Tref z, Tref h0,
+                         int64_t chunk, Tref out, Tref h_last, Tref checkpoints) = nullptr;
+  // Reverse pass, recomputing each chunk's states from its checkpoint; dh_last may be undefined
+  // (zero). Overwrites du, ddt, dA, dBm, dCm, dDskip, dz, dh0 (the optional ones when defined).
+  void (*selective_scan_backward)(Tref u, Tref dt, Tref A, Tref Bm, Tref Cm, Tref Dskip, Tref z,
+                                  Tref checkpoints, int64_t chunk, Tref dout, Tref dh_last,
+                                  Tref du, Tref ddt, Tref dA, Tref dBm, Tref dCm, Tref dDskip,
+                                  Tref dz, Tref dh0) = nullptr;
+  // 2x2-block linear recurrence along dim 1 (LinOSS's oscillators, S5's complex modes):
+  //   h_t = M_t h_{t-1} + f_t,  M [B, T, F, 2, 2] (stride-0 broadcasts allowed), f, h [B, T, F, 2],
+  //   h0 [B, F, 2] or undefined (zeros).
+  void (*linear_scan_2x2)(Tref M, Tref f, Tref h0, Tref h) = nullptr;
+  // Adjoint: g_t = dh_t + M_{t+1}^T g_{t+1}, g_T = 0 -> g [B, T, F, 2].
+  void (*linear_scan_2x2_reverse)(Tref M, Tref dh, Tref g) = nullptr;
+  // S4's Cauchy kernel, complex as trailing [re, im]: v, w [R, N, 2], z [R, L, 2] contiguous,
+  //   k[r, l] = sum_n v[r, n] / (z[r, l] - w[r, n])                 -> k [R, L, 2]
+  void (*cauchy_kernel)(Tref v, Tref z, Tref w, Tref k) = nullptr;
+  // From dk [R, L, 2] (real-pair gradients): overwrites dv, dw [R, N, 2] and dz [R, L, 2].
+  void (*cauchy_kernel_backward)(Tref v, Tref z, Tref w, Tref dk, Tref dv, Tref dz,
+                                 Tref dw) = nullptr;
 };
 
 const Backend& backend(Device d);

@@ -14,6 +14,7 @@
 #include "autograd/tape.h"
 #include "memory/cmr/attention_cmr_blocks.h"
 #include "memory/cmr/context.h"
+#include "tests/module_gradcheck.h"
 #include "tests/test_util.h"
 
 using namespace engram;
@@ -38,16 +39,7 @@ GradcheckOptions tight() {
 // `run` (the second continues the first's state).
 void check_module_gradient(nn::Module& m, const std::function<Tensor(const Tensor&)>& run,
                            const Tensor& x) {
-  std::vector<Tensor> inputs{x};
-  for (auto& [name, p] : m.named_parameters()) inputs.push_back(p);
-  Generator g(11);
-  Tensor w;
-  auto fn = [&](const std::vector<Tensor>& in) {
-    Tensor y = run(in[0]);
-    if (!w.defined()) w = randn(y.shape(), DType::f64, &g);
-    return sum(mul(y, w));
-  };
-  GradcheckResult res = gradcheck(fn, inputs, std::vector<bool>(inputs.size(), true), tight());
+  GradcheckResult res = engram::testing::module_gradcheck(m, run, x, tight(), 11);
   CHECK_MESSAGE(res.ok, res.message);
 }
 

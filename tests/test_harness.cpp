@@ -142,7 +142,7 @@ TEST_CASE("harness: config errors name the source, the line and the key") {
   e = error_of([&] { fresh().merge_yaml("train:\n  lr: -1\n", "a.yaml"); });
   CHECK(e.find("'train.lr' must be a number in") != std::string::npos);
   e = error_of([&] { fresh().merge_yaml("model:\n  kind: gru\n", "a.yaml"); });
-  CHECK(e == "a.yaml line 2: 'model.kind' must be one of crsd|lstm|transformer|local_attention|cmr_parallel|cmr_series|titans_mag|hybrid|memnet, got 'gru'");
+  CHECK(e == "a.yaml line 2: 'model.kind' must be one of crsd|lstm|transformer|local_attention|cmr_parallel|cmr_series|titans_mag|hybrid|memnet|s4d|s4|s5|mamba|linoss|retnet|samba, got 'gru'");
   e = error_of([&] { fresh().merge_yaml("model: [1, 2]\n", "a.yaml"); });
   CHECK(e == "a.yaml line 1: 'model' must be a mapping of its keys, got a list");
   e = error_of([&] { fresh().merge_yaml("modle:\n  d_model: 3\n", "a.yaml"); });
@@ -177,7 +177,8 @@ TEST_CASE("harness: configs/tiny.yaml is the built-in default; the baselines par
   Config tiny(lm_schema("crsd_tiny"));
   tiny.merge_yaml_file(dir + "tiny.yaml");
   CHECK(tiny.diff(Config(lm_schema("crsd_tiny"))).empty());
-  for (const char* kind : {"lstm", "transformer"}) {
+  for (const char* kind : {"lstm", "transformer", "s4d", "s4", "s5", "mamba", "linoss", "retnet",
+                           "samba"}) {
     Config c(lm_schema("crsd_tiny"));
     c.merge_yaml_file(dir + kind + ".yaml");
     CHECK(c.get_string("model.kind") == kind);
@@ -374,7 +375,8 @@ TEST_CASE("harness: split checks catch PAD flooding, empty splits and bad ids") 
 TEST_CASE("harness: every model kind shares one interface; generation is seeded") {
   TempDir dir;
   for (const std::string kind : {"crsd", "lstm", "transformer", "local_attention", "cmr_parallel",
-                                 "cmr_series", "titans_mag", "hybrid", "memnet"}) {
+                                 "cmr_series", "titans_mag", "hybrid", "memnet", "s4d", "s4", "s5",
+                                 "mamba", "linoss", "retnet", "samba"}) {
     CAPTURE(kind);  // a std::string: doctest prints a const char* as a pointer
     Config cfg = tiny_config("unused", dir.path.string(), kind);
     Generator gen(1);
@@ -401,7 +403,8 @@ TEST_CASE("harness: N steps, resume, N steps gives the losses of 2N steps bit fo
   TempDir dir;
   const std::string data = dir.write("corpus.txt", tiny_corpus());
   std::FILE* quiet = std::tmpfile();
-  for (const std::string kind : {"crsd", "lstm", "transformer", "cmr_parallel", "hybrid", "memnet"}) {
+  for (const std::string kind : {"crsd", "lstm", "transformer", "cmr_parallel", "hybrid", "memnet",
+                                 "s4d", "s4", "s5", "mamba", "linoss", "retnet", "samba"}) {
     CAPTURE(kind);  // a std::string: doctest prints a const char* as a pointer
     const std::string a_dir = dir.file(fmt::format("{}_a", kind)), b_dir = dir.file(fmt::format("{}_b", kind));
     Config a = tiny_config(data, a_dir, kind);
@@ -411,6 +414,8 @@ TEST_CASE("harness: N steps, resume, N steps gives the losses of 2N steps bit fo
       a.apply_override("model.memory_policy=lowest_use");
       a.apply_override("model.memory_slots=8");
     }
+    if (kind == "s5") a.apply_override("model.ssm_blocks=2");  // 2 blocks of 32 modes at d 16
+    if (kind == "retnet") a.apply_override("model.retnet_chunk=5");  // chunks that do not divide T
     if (kind == "memnet") {  // a segment that straddles calls, dreams, and the random policy
       a.apply_override("model.memnet_segment=3");
       a.apply_override("model.memnet_dream_every=2");

@@ -13,6 +13,7 @@
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "memory/titans/memory_blocks.h"
+#include "tests/module_gradcheck.h"
 #include "tests/test_util.h"
 
 using namespace engram;
@@ -28,18 +29,7 @@ NeuralMemoryConfig small_memory(int64_t chunk) {
 }
 
 void check_gradient(nn::Module& m, const std::function<Tensor(const Tensor&)>& run, const Tensor& x) {
-  std::vector<Tensor> inputs{x};
-  for (auto& [name, p] : m.named_parameters()) inputs.push_back(p);
-  Generator g(12);
-  Tensor w;
-  auto fn = [&](const std::vector<Tensor>& in) {
-    Tensor y = run(in[0]);
-    if (!w.defined()) w = randn(y.shape(), DType::f64, &g);
-    return sum(mul(y, w));
-  };
-  GradcheckOptions o;
-  o.atol = 1e-7, o.rtol = 1e-6;
-  GradcheckResult res = gradcheck(fn, inputs, std::vector<bool>(inputs.size(), true), o);
+  GradcheckResult res = engram::testing::module_gradcheck(m, run, x);
   CHECK_MESSAGE(res.ok, res.message);
 }
 

@@ -5,6 +5,7 @@
 
 #include "apps/common/memnet_lm.h"
 #include "apps/common/memory_lm.h"
+#include "apps/common/ssm_lm.h"
 #include "memory/crsd/crsd.h"
 #include "nn/attention.h"
 #include "nn/recurrent.h"
@@ -20,6 +21,7 @@ std::vector<FieldSpec> lm_model_fields() {
   std::vector<std::string> kinds{"crsd", "lstm", "transformer"};
   for (const std::string& k : memory_lm_kinds()) kinds.push_back(k);
   kinds.push_back("memnet");
+  for (const std::string& k : ssm_lm_kinds()) kinds.push_back(k);
   std::vector<FieldSpec> fields{
       choice_field("model.kind", "crsd", kinds,
                    "which language model: CRSD, a baseline, or a memory LM (apps/common/memory_lm.h)"),
@@ -43,6 +45,7 @@ std::vector<FieldSpec> lm_model_fields() {
   };
   for (FieldSpec& f : memory_lm_fields()) fields.push_back(std::move(f));
   for (FieldSpec& f : memnet_lm_fields()) fields.push_back(std::move(f));
+  for (FieldSpec& f : ssm_lm_fields()) fields.push_back(std::move(f));
   return fields;
 }
 
@@ -248,6 +251,7 @@ std::unique_ptr<LanguageModel> make_language_model(const Config& cfg, int64_t V,
   const std::string kind = cfg.get_string("model.kind");
   if (is_memory_lm_kind(kind)) return make_memory_lm(cfg, V, gen);
   if (kind == "memnet") return make_memnet_lm(cfg, V, gen);
+  if (is_ssm_lm_kind(kind)) return make_ssm_lm(cfg, V, gen);
   const int64_t C = cfg.get_int("model.d_model"), L = cfg.get_int("model.layers");
   if (kind == "crsd") {
     memory::CRSDConfig c;

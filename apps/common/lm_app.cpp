@@ -68,7 +68,7 @@ int run_lm_app(const LMAppInfo& info, int argc, const char* const* argv) {
   app.add_option("--out", a.out, "run directory (sets run.out)");
   app.add_option("--resume", a.resume, "continue exactly from a checkpoint");
   app.add_option("--seed", a.seed, "seed of initialisation and dropout (sets train.seed)");
-  app.add_option("--model", a.model, "crsd, lstm or transformer (sets model.kind)");
+  app.add_option("--model", a.model, "crsd, lstm, transformer, a memory LM or a state-space family: s4d, s4, s5, mamba, linoss, retnet, samba (sets model.kind)");
   app.add_option("--set", a.sets, "override one key, e.g. --set model.d_model=256 (repeatable)");
   app.add_flag("--trace", a.trace, "print one step in detail: batch, stage statistics, modules");
   app.add_flag("--help-config", a.help_config, "print every config key with its type, default, "

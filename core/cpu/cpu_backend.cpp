@@ -19,6 +19,8 @@ void register_fft(Backend& b);          // cpu_fft.cpp
 void register_scan(Backend& b);         // cpu_scan.cpp
 void register_memory(Backend& b);       // cpu_memory.cpp
 void register_titans(Backend& b);       // cpu_titans.cpp
+void register_ssm_mamba(Backend& b);    // cpu_ssm_mamba.cpp
+void register_ssm_scan(Backend& b);     // cpu_ssm_scan.cpp
 void register_cmr(Backend& b);          // cpu_cmr.cpp
 
 // 64-byte aligned so SIMD loads and BLAS panels never straddle cache lines.
@@ -40,6 +42,8 @@ Backend make_cpu_backend() {
   register_scan(b);
   register_memory(b);
   register_titans(b);
+  register_ssm_mamba(b);
+  register_ssm_scan(b);
   register_cmr(b);
   return b;
 }

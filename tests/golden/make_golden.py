@@ -30,6 +30,7 @@ outputs (to_dtype) in their shortest double form. One sample per line keeps diff
 """
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -365,6 +366,13 @@ OPS = {
     "titans_linear_memory": titans_linear_memory,
     "titans_mlp_memory": titans_mlp_memory,
 }
+# The state-space primitives' PyTorch references live beside this script, one file per group.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_ssm_mamba import OPS as SSM_MAMBA_OPS  # noqa: E402  causal_conv1d, selective_scan
+from golden_ssm_scan import OPS as SSM_SCAN_OPS  # noqa: E402  linear_scan_2x2, cauchy_kernel
+
+OPS.update(SSM_MAMBA_OPS)
+OPS.update(SSM_SCAN_OPS)
 NEEDS_SAMPLE = {"dropout"}
 
 

@@ -1,0 +1,235 @@
+// nn/ssm/s4d.cpp — S4D (see s4d.h for the equations), the complex helpers, the FFT causal
+// convolution and the GELU -> Linear -> GLU output transform shared with S4.
+#include "nn/ssm/s4d.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "nn/init.h"
+
+namespace engram::nn::ssm {
+
+namespace {
+constexpr const char* kLayer = "S4D";
+}
+
+// ---------------------------------------------------------------- complex helpers
+namespace cplx {
+
+// Inside this namespace mul/div/exp/matmul name the complex versions, so the real ops are
+// spelled engram::.
+Tensor make(const Tensor& re, const Tensor& im) { return stack({re, im}, -1); }
+Tensor real(const Tensor& z) { return select(z, -1, 0); }
+Tensor imag(const Tensor& z) { return select(z, -1, 1); }
+Tensor conj(const Tensor& z) { return make(real(z), neg(imag(z))); }
+
+// (ar + i ai)(br + i bi) = (ar br - ai bi) + i (ar bi + ai br)
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor ar = real(a), ai = imag(a), br = real(b), bi = imag(b);
+  return make(engram::sub(engram::mul(ar, br), engram::mul(ai, bi)),
+              engram::add(engram::mul(ar, bi), engram::mul(ai, br)));
+}
+
+// a / b = a conj(b) / |b|^2
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor norm2 = engram::add(square(real(b)), square(imag(b)));
+  return engram::div(cplx::mul(a, conj(b)), unsqueeze(norm2, -1));
+}
+
+Tensor exp(const Tensor& z) {
+  Tensor r = engram::exp(real(z)), th = imag(z);
+  return make(engram::mul(r, engram::cos(th)), engram::mul(r, engram::sin(th)));
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  Tensor ar = real(a), ai = imag(a), br = real(b), bi = imag(b);
+  return make(engram::sub(engram::matmul(ar, br), engram::matmul(ai, bi)),
+              engram::add(engram::matmul(ar, bi), engram::matmul(ai, br)));
+}
+
+// out[b, h, m] = sum_k a[b, h, k] W[h, k, m]: one [B, K] x [K, M] product per channel h, so W is
+// never broadcast over the batch (a broadcast matmul would copy W B times, which dominated the
+// layer's time and memory at the crsd_tiny size).
+static Tensor per_channel_matmul(const Tensor& a, const Tensor& W) {
+  return permute(engram::matmul(permute(a, {1, 0, 2}), W), {1, 0, 2});
+}
+
+// Re sum_n a_n V_nl = sum_n (Re a_n Re V_nl - Im a_n Im V_nl), as [.., 1, 2N] x [.., 2N, L]; with
+// a batch in front of a ([B, H, N, 2] against V [H, N, L, 2]) as one product per channel.
+Tensor real_contract(const Tensor& a, const Tensor& V) {
+  Tensor a_cat = cat({real(a), engram::neg(imag(a))}, -1);  // [.., 2N]
+  Tensor V_cat = cat({real(V), imag(V)}, -2);                 // [.., 2N, L]
+  if (a.dim() == 4 && V.dim() == 4) return per_channel_matmul(a_cat, V_cat);
+  return squeeze(engram::matmul(unsqueeze(a_cat, -2), V_cat), -2);
+}
+
+// M v per channel for a batch of complex vectors: M [H, N, K, 2], v [B, H, K, 2] -> [B, H, N, 2],
+// as one real [B, 2K] x [2K, 2N] product per channel: [v_re, v_im] [[M_re^T, M_im^T],
+// [-M_im^T, M_re^T]] = [(M v)_re, (M v)_im].
+Tensor batched_matvec(const Tensor& M, const Tensor& v) {
+  Tensor Mr = transpose(real(M), -1, -2), Mi = transpose(imag(M), -1, -2);  // [H, K, N]
+  Tensor W = cat({cat({Mr, Mi}, -1), cat({engram::neg(Mi), Mr}, -1)}, -2);   // [H, 2K, 2N]
+  Tensor out = per_channel_matmul(cat({real(v), imag(v)}, -1), W);          // [B, H, 2N]
+  const int64_t N = M.size(1);
+  return make(slice(out, -1, 0, N), slice(out, -1, N, 2 * N));
+}
+
+// sum_l V[h, n, l] u[b, h, l] -> [B, H, N, 2]: V [H, N, L, 2] complex, u [B, H, L] real.
+Tensor apply_to_real(const Tensor& V, const Tensor& u) {
+  const int64_t H = V.size(0), N = V.size(1), L = V.size(2);
+  Tensor W = reshape(permute(V, {0, 2, 1, 3}), {H, L, 2 * N});  // [H, L, (n, re/im)]
+  return reshape(per_channel_matmul(u, W), {u.size(0), H, N, 2});
+}
+
+Tensor one(const Tensor& like) {
+  return raw::to_device(from_vector(std::vector<double>{1.0, 0.0}, {2}, like.dtype()),
+                        like.device());
+}
+
+}  // namespace cplx
+
+// ---------------------------------------------------------------- shared pieces
+Tensor causal_fft_conv(const Tensor& u, const Tensor& k) {
+  ENGRAM_CHECK(u.dim() >= 2 && k.dim() == 2 && u.size(-1) == k.size(1) && u.size(-2) == k.size(0),
+               "causal_fft_conv: expected u [.., H, L] and k [H, L], got u {} and k {}",
+               shape_str(u.shape()), shape_str(k.shape()));
+  const int64_t L = u.size(-1), d = u.dim() - 1;
+  // zero-padding both to 2L: the circular convolution of length 2L has no wrap-around below L
+  Tensor u_f = rfft(cat({u, zeros_like(u)}, d));           // [.., H, L+1, 2]
+  Tensor k_f = rfft(cat({k, zeros_like(k)}, 1));           // [H, L+1, 2]
+  Tensor y = irfft(cplx::mul(u_f, k_f), 2 * L);            // [.., H, 2L]
+  return slice(y, d, 0, L);
+}
+
+Tensor gelu_linear_glu(const Tensor& y, Linear& output_linear) {
+  const int64_t H = y.size(-1);
+  Tensor z = output_linear.forward(gelu(y));  // [.., 2H]
+  return mul(slice(z, -1, 0, H), sigmoid(slice(z, -1, H, 2 * H)));
+}
+
+// ---------------------------------------------------------------- S4D
+S4D::S4D(int64_t H, int64_t N, S4DInit init_kind, Generator* gen)
+    : d_model(H),
+      state_size(N),
+      modes(N / 2),
+      init(init_kind),
+      log_dt(register_parameter("log_dt", empty({H}))),
+      C(register_parameter("C", empty({H, N / 2, 2}))),
+      log_A_real(register_parameter("log_A_real", empty({H, N / 2}))),
+      A_imag(register_parameter("A_imag", empty({H, N / 2}))),
+      D(register_parameter("D", empty({H}))) {
+  ENGRAM_CHECK(H > 0, "{}: d_model must be positive, got {}", kLayer, H);
+  ENGRAM_CHECK(N >= 2 && N % 2 == 0,
+               "{}: state_size N must be even and >= 2 (N/2 complex modes and their conjugates), "
+               "got {}", kLayer, N);
+  init::uniform_(log_dt, std::log(1e-3), std::log(1e-1), gen);
+  init::normal_(C, 0.0, std::sqrt(0.5), gen);  // torch.randn(cfloat): re, im each N(0, 1/2)
+  init::constant_(log_A_real, std::log(0.5));
+  std::vector<double> imag(H * modes);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t n = 0; n < modes; ++n)
+      imag[h * modes + n] = init == S4DInit::lin
+                                ? std::numbers::pi * n
+                                : double(N) / std::numbers::pi * (double(N) / (2 * n + 1) - 1);
+  raw::copy_(A_imag, from_vector(imag, {H, modes}, A_imag.dtype()));
+  init::normal_(D, 0.0, 1.0, gen);
+  output_linear = register_module("output_linear", std::make_shared<Linear>(H, 2 * H, true, gen));
+}
+
+std::string S4D::extra_repr() const {
+  return fmt::format("d_model={}, state_size={}, init={}", d_model, state_size,
+                     init == S4DInit::lin ? "lin" : "inv");
+}
+
+State modal_initial_state(int64_t batch, int64_t H, int64_t modes, const Tensor& like,
+                          const char* layer) {
+  ENGRAM_CHECK(batch > 0, "{}: batch must be positive, got {}", layer, batch);
+  State s;
+  state_set(s, "x", zeros({batch, H, modes, 2}, like.dtype(), like.device()));
+  return s;
+}
+
+const Tensor& checked_modal_state(const State& state, int64_t batch, int64_t H, int64_t modes,
+                                  const Tensor& like, const char* layer) {
+  const Tensor& x = state_get(state, "x", layer);
+  Shape want{batch, H, modes, 2};
+  ENGRAM_CHECK(x.shape() == want, "{}: state x must be {} for a batch of {}, got {}", layer,
+               shape_str(want), batch, shape_str(x.shape()));
+  ENGRAM_CHECK(x.dtype() == like.dtype(), "{}: state x is {}, the parameters are {}", layer,
+               dtype_name(x.dtype()), dtype_name(like.dtype()));
+  return x;
+}
+
+State S4D::initial_state(int64_t batch) const {
+  return modal_initial_state(batch, d_model, modes, log_dt, kLayer);
+}
+
+const Tensor& S4D::checked_state(const State& state, int64_t batch) const {
+  return checked_modal_state(state, batch, d_model, modes, log_dt, kLayer);
+}
+
+S4D::Discrete S4D::discretise() const {
+  Tensor dt = exp(log_dt);                                    // [H]
+  Tensor A = cplx::make(neg(exp(log_A_real)), A_imag);        // [H, N/2, 2]
+  Tensor dtA = mul(A, reshape(dt, {d_model, 1, 1}));
+  Tensor A_bar = cplx::exp(dtA);
+  Tensor B_bar = cplx::div(sub(A_bar, cplx::one(A_bar)), A);  // (exp(dt A) - 1) / A
+  return {dtA, A_bar, B_bar};
+}
+
+Tensor S4D::vandermonde(const Tensor& dtA, const std::vector<double>& powers) const {
+  const int64_t P = (int64_t)powers.size();
+  Tensor p = raw::to_device(from_vector(powers, {P, 1}, dtA.dtype()), dtA.device());
+  return cplx::exp(mul(unsqueeze(dtA, 2), p));  // [H, N/2, 1, 2] * [P, 1] -> [H, N/2, P, 2]
+}
+
+static std::vector<double> power_range(int64_t from, int64_t count, int64_t step) {
+  std::vector<double> p(count);
+  for (int64_t i = 0; i < count; ++i) p[i] = double(from + i * step);
+  return p;
+}
+
+Tensor S4D::kernel(int64_t L) const {
+  ENGRAM_CHECK(L > 0, "{}: kernel length must be positive, got {}", kLayer, L);
+  Discrete d = discretise();
+  Tensor V = vandermonde(d.dtA, power_range(0, L, 1));            // A^^l, l = 0..L-1
+  return mul(cplx::real_contract(cplx::mul(C, d.B_bar), V), 2.0);  // [H, L]
+}
+
+Tensor S4D::forward(const Tensor& x, State& state) {
+  ENGRAM_CHECK(x.dim() == 3 && x.size(0) > 0 && x.size(1) > 0 && x.size(2) == d_model,
+               "{}: expected input [B, T, {}] with B, T > 0, got {}", kLayer, d_model,
+               shape_str(x.shape()));
+  const int64_t L = x.size(1);
+  const Tensor& x0 = checked_state(state, x.size(0));
+  Tensor u = transpose(x, 1, 2);  // [B, H, L]
+  Discrete d = discretise();
+  // powers 0..L: 0..L-1 for the kernel, 1..L for the carried state's outputs, L for A^^L
+  Tensor V = vandermonde(d.dtA, power_range(0, L + 1, 1));  // [H, N/2, L+1, 2]
+  Tensor K = mul(cplx::real_contract(cplx::mul(C, d.B_bar), slice(V, 2, 0, L)), 2.0);  // [H, L]
+  Tensor y = add(causal_fft_conv(u, K), mul(u, unsqueeze(D, -1)));
+  // the carried state: y_l += 2 Re sum_n C_n A^_n^(l+1) x0_n
+  y = add(y, mul(cplx::real_contract(cplx::mul(C, x0), slice(V, 2, 1, L + 1)), 2.0));
+  // x_L = A^^L x0 + B^ sum_j A^^(L-1-j) u_j
+  Tensor Vrev = vandermonde(d.dtA, power_range(L - 1, L, -1));  // [H, N/2, L, 2]
+  Tensor driven = cplx::apply_to_real(Vrev, u);                  // [B, H, N/2, 2]
+  Tensor x_L = add(cplx::mul(select(V, 2, L), x0), cplx::mul(d.B_bar, driven));
+  state_set(state, "x", x_L);
+  return note_output(gelu_linear_glu(transpose(y, 1, 2), *output_linear));
+}
+
+Tensor S4D::step(const Tensor& x_t, State& state) {
+  ENGRAM_CHECK(x_t.dim() == 2 && x_t.size(0) > 0 && x_t.size(1) == d_model,
+               "{}: step expects one token [B, {}] with B > 0, got {}", kLayer, d_model,
+               shape_str(x_t.shape()));
+  const Tensor& x0 = checked_state(state, x_t.size(0));
+  Discrete d = discretise();
+  // x = A^ x + B^ u ;  y = 2 Re sum_n C_n x_n + D u
+  Tensor u = reshape(x_t, {x_t.size(0), d_model, 1, 1});
+  Tensor x_new = add(cplx::mul(d.A_bar, x0), mul(d.B_bar, u));
+  Tensor y = add(mul(sum(cplx::real(cplx::mul(C, x_new)), {-1}), 2.0), mul(x_t, D));
+  state_set(state, "x", x_new);
+  return note_output(gelu_linear_glu(y, *output_linear));
+}
+
+}  // namespace engram::nn::ssm
