@@ -183,6 +183,10 @@ TEST_CASE("harness: configs/tiny.yaml is the built-in default; the baselines par
     c.merge_yaml_file(dir + kind + ".yaml");
     CHECK(c.get_string("model.kind") == kind);
   }
+  Config reset(lm_schema("crsd_tiny"));  // LinOSS from a zero state every batch (its README row)
+  reset.merge_yaml_file(dir + "linoss_reset.yaml");
+  CHECK(reset.get_string("model.kind") == "linoss");
+  CHECK_FALSE(reset.get_bool("train.carry_state"));
 }
 
 // ---------------------------------------------------------------- tokenizers

@@ -285,8 +285,8 @@ int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"Training-step benchmarks of engram against PyTorch (forward + backward + Adam)"};
   app.add_option("--workload", opt.workloads,
-                 "workload to run, repeatable (default: all): mlp, cnn, lstm, transformer, "
-                 "spectral, hebbian, epinet, crsd_tiny, hybrid, memnet");
+                 fmt::format("workload to run, repeatable (default: all): {}",
+                             fmt::join(bench::workload_names(), ", ")));
   app.add_option("--steps", opt.steps, "timed training steps per side")->capture_default_str();
   app.add_option("--warmup", opt.warmup, "untimed warm-up steps per side")->capture_default_str();
   app.add_option("--threads", opt.threads, "threads for both sides (default: ENGRAM_NUM_THREADS, "

@@ -776,6 +776,8 @@ def mean_square_loss(model, data):
     return model(data["input"]).square().mean()
 
 
+import torch_ssm  # noqa: E402  crsd_tiny's state-space LMs (apps/bench/torch_ssm.py)
+
 WORKLOADS = {  # name: (build(meta) -> module, loss(model, data) -> scalar)
     "mlp": (make_mlp, classifier_loss),
     "cnn": (make_cnn, classifier_loss),
@@ -788,6 +790,8 @@ WORKLOADS = {  # name: (build(meta) -> module, loss(model, data) -> scalar)
     "hybrid": (HybridMemoryLM, lm_loss),
     "memnet": (MemNetLM, memnet_loss),
 }
+for _kind in torch_ssm.SSM_KINDS:
+    WORKLOADS[_kind] = (lambda meta: torch_ssm.SSMLanguageModel(meta, LocalSelfAttention), lm_loss)
 
 
 class Session:

@@ -47,6 +47,13 @@
 //                LayerNorm -> Linear(64, 256). B 16 x T 128 from a fresh memory every step; loss
 //                = cross-entropy + 0.1 L_hal + 0.01 L_util + 0.01 L_sparse (the LM's
 //                auxiliary_loss), as apps/memnet trains it.
+//   s4d, s4, s5, mamba, linoss, retnet, samba
+//                crsd_tiny's state-space LMs (apps/common/ssm_lm.h) from their configs,
+//                apps/crsd_tiny/configs/<kind>.yaml (~252K parameters each), B 16 x T 128 bytes,
+//                cross-entropy, every step from a zero state. The PyTorch side (torch_ssm.py) runs
+//                the layer references of tests/golden/torch_ssm_*.py: Mamba's selective_scan_ref
+//                loop, S5's and LinOSS's recurrences as loops over time, S4/S4D in convolution
+//                mode, RetNet's parallel form.
 //
 // FLOPs: for the dense workloads, flop_per_step counts the multiply-adds of the matrix products
 // and convolutions (2 FLOPs each) of forward and backward: each product costs its forward once
@@ -55,6 +62,7 @@
 // are not counted, so the figure is a lower bound on the work and the fraction of sgemm peak it
 // gives is an upper bound on how well the matrix units were used.
 #pragma once
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -62,6 +70,7 @@
 
 #include "apps/common/lm.h"
 #include "apps/common/memnet_lm.h"
+#include "apps/common/ssm_lm.h"
 #include "apps/common/memory_lm.h"
 #include "apps/common/trainer.h"
 #include "memory/crsd/crsd.h"
@@ -88,7 +97,9 @@ struct Workload {
 inline const std::vector<std::string>& workload_names() {
   static const std::vector<std::string> names = {"mlp",      "cnn",     "lstm",     "transformer",
                                                  "spectral", "hebbian", "epinet", "crsd_tiny",
-                                                 "hybrid",   "memnet"};
+                                                 "hybrid",   "memnet",  "s4d",    "s4",
+                                                 "s5",       "mamba",   "linoss", "retnet",
+                                                 "samba"};
   return names;
 }
 
@@ -388,6 +399,32 @@ inline Workload make_memnet(Generator& gen) {
   return Workload{"memnet", model, loss, {{"input", ids}, {"target", target}}, meta, 0};
 }
 
+// crsd_tiny's state-space language models (apps/common/ssm_lm.h) at the app's size: the model of
+// apps/crsd_tiny/configs/<kind>.yaml (read from the repository root, where `make bench` runs) on
+// crsd_tiny's batch, from a zero state every step. Every model.* key goes into the metadata, so
+// torch_ssm.py builds the same model; its layers are tests/golden/torch_ssm_*.py's references.
+inline Workload make_ssm_lm(const std::string& kind, Generator& gen) {
+  const std::string path = "apps/crsd_tiny/configs/" + kind + ".yaml";
+  apps::Config cfg(apps::lm_schema("crsd_tiny"));
+  ENGRAM_CHECK(std::filesystem::exists(path), "{}: {} not found (run the bench from the repository "
+               "root)", kind, path);
+  cfg.merge_yaml_file(path);
+  ENGRAM_CHECK(cfg.get_string("model.kind") == kind, "{}: {} has model.kind={}", kind, path,
+               cfg.get_string("model.kind"));
+  const int64_t B = cfg.get_int("train.batch"), T = cfg.get_int("train.seq_len"), V = 256;
+  std::shared_ptr<apps::LanguageModel> lm = apps::make_language_model(cfg, V, &gen);
+  std::shared_ptr<nn::Module> model(lm, &lm->module());  // shares ownership with lm
+  Tensor ids = randint(0, V, {B, T}, &gen), target = randint(0, V, {B, T}, &gen);
+  auto loss = [lm, ids, target] {
+    apps::LMState state = lm->initial_state(ids.size(0));
+    return cross_entropy(lm->forward(ids, state), target);
+  };
+  nn::Metadata meta = {{"vocab", std::to_string(V)}};
+  for (const apps::FieldSpec& f : cfg.schema().fields())
+    if (f.key.rfind("model.", 0) == 0) meta[f.key] = cfg.value_str(f.key);
+  return Workload{kind, model, loss, {{"input", ids}, {"target", target}}, meta, 0};
+}
+
 // EpiNetModel's encoder and decoder, under its child names, with the memory given as data.
 class EpiNetStep : public nn::Module {
  public:
@@ -441,6 +478,7 @@ inline Workload make_workload(const std::string& name, uint64_t seed) {
   else if (name == "crsd_tiny") w = make_crsd_tiny(gen);
   else if (name == "hybrid") w = make_hybrid(gen), w.meta["check_tolerance"] = "5e-7";
   else if (name == "memnet") w = make_memnet(gen), w.meta["check_tolerance"] = "5e-7";
+  else if (apps::is_ssm_lm_kind(name)) w = make_ssm_lm(name, gen);
   else ENGRAM_FAIL("unknown workload '{}' (known: {})", name, fmt::join(workload_names(), ", "));
   w.meta["workload"] = name;
   return w;

@@ -39,18 +39,23 @@ for m in $models; do
     [ -f "$csv" ] && grep -q '^final:' "$log" || { echo "missing or unfinished: $log" >&2; continue; }
     params=$(head -1 "$log" | sed -E 's/.* ([0-9]+) parameters.*/\1/')
     awk -F, -v m="$m" -v s="$seed" -v p="$params" '
-      $2 == "train" { tok += 0; last_sec = $10; toks = $9 }
-      $2 == "val" { bpc = $4 }
-      END { printf "%s\t%s\t%s\t%s\t%s\n", m, s, p, bpc, last_sec }' "$csv" >> "$runs"
+      $2 == "train" { last_sec = $10 }
+      $2 == "val" { periodic_sec = final_sec; final_sec = $10; bpc = $4 }
+      END { printf "%s\t%s\t%s\t%s\t%s\t%s\n", m, s, p, bpc, last_sec, periodic_sec }' "$csv" >> "$runs"
   done
 done
 
-# tau = the shortest mean training time of any model: every model is also read at that time
-# (linear interpolation between its validations), the "same training time" column.
-tau=$(awk -F'\t' '{ t[$1] += $5; n[$1]++ } END { m = 1e30; for (k in t) if (t[k] / n[k] < m) m = t[k] / n[k]; print m }' "$runs")
-bpc_at() {  # csv seconds -> val bpc at that training time
-  awk -F, -v tau="$2" '$2 == "val" { if ($10 >= tau && !done) { if (ps == "") v = $4; else v = pb + ($4 - pb) * (tau - ps) / ($10 - ps); done = 1 } ps = $10; pb = $4 }
-    END { if (!done) v = pb; printf "%.3f", v }' "$1"
+# tau = the shortest mean training time at which any model made its last periodic validation:
+# every model is also read at that time (linear interpolation between its periodic validations,
+# all on the same first 16 val batches), the "same training time" column. The final row of
+# metrics.csv (the whole val split) is left out of that reading.
+tau=$(awk -F'\t' '{ t[$1] += $6; n[$1]++ } END { m = 1e30; for (k in t) if (t[k] / n[k] < m) m = t[k] / n[k]; print m }' "$runs")
+bpc_at() {  # csv seconds -> val bpc at that training time (periodic validations only)
+  awk -F, -v tau="$2" '$2 == "val" { rows++; sec[rows] = $10; b[rows] = $4 }
+    END { for (i = 1; i < rows; i++) if (sec[i] >= tau) {
+            v = i == 1 ? b[1] : b[i - 1] + (b[i] - b[i - 1]) * (tau - sec[i - 1]) / (sec[i] - sec[i - 1]); break }
+          if (i >= rows) v = b[rows - 1]
+          printf "%.3f", v }' "$1"
 }
 {
   echo "| model | parameters | val bpc @ 500 steps (seeds) | mean | val bpc @ ${tau%.*} s (seeds) | mean | tokens/s | training s | command |"
@@ -65,7 +70,7 @@ bpc_at() {  # csv seconds -> val bpc at that training time
       END {
         split(at, a, " "); sa = 0; la = ""; for (i = 1; i <= n; i++) { sa += a[i]; la = la (i > 1 ? " / " : "") a[i] }
         lb = ""; for (i = 1; i <= n; i++) lb = lb (i > 1 ? " / " : "") sprintf("%.3f", b[i])
-        printf "| %s | %\047d | %s | %.3f | %s | %.3f | %\047d | %.0f | `build/apps/crsd_tiny --config %s --seed S` |\n",
+        printf "| %s | %d | %s | %.3f | %s | %.3f | %d | %.0f | `build/apps/crsd_tiny --config %s --seed S --set train.eval_every=25` |\n",
           $1, p, lb, sb / n, la, sa / n, tok / (t / n), t / n, cfg }'
   done
 } > "$out/leaderboard.md"
@@ -73,22 +78,27 @@ cat "$out/leaderboard.md"
 
 # Learning curves: val bpc of each model (mean over seeds) against step and against seconds.
 if command -v gnuplot > /dev/null; then
-  plot_step="" plot_sec=""
+  plot_step="" plot_sec="" i=0
+  colors=(black "#e41a1c" "#377eb8" "#4daf4a" "#984ea3" "#ff7f00" "#a65628" "#f781bf" "#999999" "#17becf" "#bcbd22" "#1f3b99")
   for m in $models; do
     files=() ; for seed in $seeds; do [ -f "$out/${m}_s$seed/metrics.csv" ] && files+=("$out/${m}_s$seed/metrics.csv"); done
     [ ${#files[@]} -gt 0 ] || continue
-    awk -F, '$2 == "val" { s[$1] += $4; t[$1] += $10; n[$1]++ } END { for (k in s) print k, s[k] / n[k], t[k] / n[k] }' "${files[@]}" | sort -n > "$out/curve_$m.dat"
-    plot_step="$plot_step \"$out/curve_$m.dat\" using 1:2 with lines lw 2 title \"$m\","
-    plot_sec="$plot_sec \"$out/curve_$m.dat\" using 3:2 with lines lw 2 title \"$m\","
+    # the periodic validations only (16 batches each): the last row is the whole val split
+    awk -F, 'FNR == 1 { last = 0 } $2 == "val" { if (last) { s[ls] += lb; t[ls] += lt; n[ls]++ } ls = $1; lb = $4; lt = $10; last = 1 }
+      END { for (k in s) print k, s[k] / n[k], t[k] / n[k] }' "${files[@]}" | sort -n > "$out/curve_$m.dat"
+    style="with lines lw 2 lc rgb \"${colors[$((i % ${#colors[@]}))]}\" dt $((i / 6 + 1)) title \"$m\""
+    plot_step="$plot_step \"$out/curve_$m.dat\" using 1:2 $style,"
+    plot_sec="$plot_sec \"$out/curve_$m.dat\" using 3:2 $style,"
+    i=$((i + 1))
   done
   gnuplot <<GP
-set terminal pngcairo size 1400,560 font ",11"
+set terminal pngcairo size 1400,560 font ",11" noenhanced
 set output "$out/learning_curves.png"
 set multiplot layout 1,2 title "crsd_tiny leaderboard: val bpc (mean over seeds $seeds), fortunes, 16 x 128 bytes per step"
 set grid; set key top right; set yrange [2.4:4.5]
 set xlabel "step"; set ylabel "val bpc"
 plot ${plot_step%,}
-set xlabel "training seconds (one thread)"
+set xlabel "training seconds (one thread, log scale)"; set logscale x
 plot ${plot_sec%,}
 unset multiplot
 GP

@@ -163,7 +163,7 @@ class S4(nn.Module):
         I = torch.eye(self.n, dtype=dA.dtype)
         Ct = (C[:, None, :] @ (I - torch.linalg.matrix_power(dA, L)))[:, 0, :self.n // 2]
         dt = torch.exp(self.log_dt)[:, None]
-        omega = torch.exp(-2j * math.pi * torch.arange(L // 2 + 1, dtype=torch.float64) / L)
+        omega = torch.exp(-2j * math.pi * torch.arange(L // 2 + 1, dtype=self.log_dt.dtype) / L)
         z = 2 * (1 - omega) / (1 + omega)
 
         def cauchy_conj(v, w):  # sum_n v/(z - w) + conj(v)/(z - conj(w)), v, w [H, N/2] -> [H, L']
