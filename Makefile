@@ -140,6 +140,7 @@ golden: $(BUILD)/tools/export_samples
 	/usr/bin/python3 tests/golden/make_ssm_linoss_s5_golden.py
 	/usr/bin/python3 tests/golden/make_ssm_s4_golden.py tests/golden/ssm_s4.json
 	/usr/bin/python3 tests/golden/make_ssm_retnet_golden.py
+	/usr/bin/python3 tests/golden/make_ssm_samba_golden.py tests/golden/ssm_samba.json
 
 # Training-step benchmarks against PyTorch (apps/bench, docs/benchmarks.md): the sgemm peak, then
 # every workload with 1 thread and with all cores. Not a test: the numbers depend on the machine.

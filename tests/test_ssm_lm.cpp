@@ -4,16 +4,24 @@
 //   - one token at a time in eval mode (each mixer's recurrent step(), the generation path)
 //     gives the logits of the parallel forward, in f64;
 //   - crsd_tiny's config of every family builds a model of about CRSD tiny's 252K parameters;
-//   - a discretisation that does not apply to the family is a config error naming the key.
+//   - a discretisation that does not apply to the family is a config error naming the key;
+//   - a whole Samba LM (residual blocks, SwiGLU, window attention, Mamba) matches PyTorch
+//     (tests/golden/ssm_samba.json), and Samba's two blocks are gradchecked over two calls.
 // Training, checkpoint and exact resume run through the harness tests (test_harness.cpp).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "apps/common/ssm_lm.h"
 #include "apps/common/trainer.h"
+#include "autograd/golden.h"
+#include "autograd/raw_ops.h"
 #include "autograd/ops.h"
+#include "nn/ssm/samba.h"
+#include "tests/module_gradcheck.h"
 #include "tests/test_util.h"
 
 using namespace engram;
@@ -105,4 +113,60 @@ TEST_CASE("ssm LMs: a discretisation that does not apply to the family is refuse
   std::string err = engram::testing::error_of([&] { apps::make_language_model(cfg, 32, &g); });
   CHECK(engram::testing::contains(err, "model.ssm_discretization=imex"));
   CHECK(engram::testing::contains(err, "s5"));
+}
+
+TEST_CASE("ssm LMs: a whole Samba LM matches its PyTorch golden (logits and every gradient, f64)") {
+  const nlohmann::json doc = golden::load_json("ssm_samba.json");
+  apps::Config cfg(apps::lm_schema("ssm_test"));
+  for (auto& [key, value] : doc.at("config").items())
+    cfg.set(key, value.get<std::string>(), "ssm_samba.json");
+  Generator g(1);
+  auto lm = apps::make_language_model(cfg, doc.at("vocab").get<int64_t>(), &g);
+  lm->module().to(DType::f64);
+  std::set<std::string> seen;
+  for (auto& [name, p] : lm->module().named_parameters()) {
+    CAPTURE(name);
+    REQUIRE(doc.at("params").contains(name));
+    Tensor want = golden::tensor_from_json(doc.at("params").at(name), DType::f64);
+    REQUIRE(want.shape() == p.shape());
+    raw::copy_(p, want);
+    seen.insert(name);
+  }
+  CHECK(seen.size() == doc.at("params").size());  // no golden parameter left unused
+  Tensor ids = golden::tensor_from_json(doc.at("ids"));
+  apps::LMState state = lm->initial_state(ids.size(0));
+  Tensor logits = lm->forward(ids, state);
+  const double out_err = max_abs_diff(logits, golden::tensor_from_json(doc.at("logits"), DType::f64));
+  CHECK(out_err < 1e-10);
+  backward(sum(mul(logits, golden::tensor_from_json(doc.at("grad_logits"), DType::f64))));
+  double grad_err = 0;
+  for (auto& [name, p] : lm->module().named_parameters()) {
+    CAPTURE(name);
+    REQUIRE(p.grad().defined());
+    grad_err = std::max(grad_err, max_abs_diff(p.grad(), golden::tensor_from_json(
+                                                             doc.at("param_grads").at(name), DType::f64)));
+  }
+  CHECK(grad_err < 1e-10);
+  MESSAGE("samba LM vs PyTorch: logits " << out_err << ", gradients " << grad_err);
+}
+
+TEST_CASE("ssm blocks: Samba's two residual blocks (Mamba + SwiGLU, window attention + SwiGLU) "
+          "gradchecked in f64 over two calls") {
+  nn::ssm::SambaOptions o;
+  o.d_model = 4, o.layers = 2, o.heads = 2, o.window = 3, o.mlp_hidden = 6, o.d_state = 2;
+  Generator g(9);
+  auto blocks = nn::ssm::make_samba_layers(o, &g);
+  REQUIRE(blocks.size() == 2);
+  for (auto& block : blocks) {
+    block->to(DType::f64);
+    CAPTURE(block->mixer->type_name());
+    Tensor x = randn({2, 5, 4}, DType::f64, &g);
+    auto run = [&](const Tensor& xi) {
+      nn::ssm::State s = block->initial_state(2);
+      Tensor a = block->forward(slice(xi, 1, 0, 2), s), b = block->forward(slice(xi, 1, 2, 5), s);
+      return cat({a, b}, 1);
+    };
+    GradcheckResult r = engram::testing::module_gradcheck(*block, run, x);
+    CHECK_MESSAGE(r.ok, r.message);
+  }
 }

@@ -130,7 +130,7 @@ def make_mixer(kind, meta, d):
 
 
 class SSMLanguageModel(nn.Module):
-    def __init__(self, meta, local_attention):
+    def __init__(self, meta, local_attention, dtype=torch.float32):
         super().__init__()
         kind, d, L, V = meta["model.kind"], int(meta["model.d_model"]), int(meta["model.layers"]), int(meta["vocab"])
         self.embed = nn.Embedding(V, d)
@@ -148,7 +148,7 @@ class SSMLanguageModel(nn.Module):
         self.head = nn.Linear(d, V)
         # the forward of each mixer as this bench runs it (the parameters stay the mixer's own)
         self.runs = [self.runner(kind, l, b.mixer) for l, b in enumerate(self.blocks)]
-        self.float()  # the references build some initial values in float64 (numpy's HiPPO)
+        self.to(dtype)  # the references build some initial values in float64 (numpy's HiPPO)
 
     @staticmethod
     def runner(kind, l, mixer):
