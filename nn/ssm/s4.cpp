@@ -204,9 +204,7 @@ Tensor S4::kernel(int64_t L) const {
 }
 
 Tensor S4::forward(const Tensor& x, State& state) {
-  ENGRAM_CHECK(x.dim() == 3 && x.size(0) > 0 && x.size(1) > 0 && x.size(2) == d_model,
-               "{}: expected input [B, T, {}] with B, T > 0, got {}", kLayer, d_model,
-               shape_str(x.shape()));
+  check_sequence_input(x, d_model, kLayer);
   const int64_t L = x.size(1);
   const Tensor& x0 = checked_state(state, x.size(0));
   Tensor u = transpose(x, 1, 2);  // [B, H, L]
@@ -234,9 +232,7 @@ Tensor S4::forward(const Tensor& x, State& state) {
 }
 
 Tensor S4::step(const Tensor& x_t, State& state) {
-  ENGRAM_CHECK(x_t.dim() == 2 && x_t.size(0) > 0 && x_t.size(1) == d_model,
-               "{}: step expects one token [B, {}] with B > 0, got {}", kLayer, d_model,
-               shape_str(x_t.shape()));
+  check_token_input(x_t, d_model, kLayer);
   const Tensor& x0 = checked_state(state, x_t.size(0));
   Modes m = full_modes();
   Discrete d = discretise(m);

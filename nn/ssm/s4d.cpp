@@ -160,6 +160,17 @@ const Tensor& checked_modal_state(const State& state, int64_t batch, int64_t H, 
   return x;
 }
 
+void check_sequence_input(const Tensor& x, int64_t H, const char* layer) {
+  ENGRAM_CHECK(x.dim() == 3 && x.size(0) > 0 && x.size(1) > 0 && x.size(2) == H,
+               "{}: expected input [B, T, {}] with B, T > 0, got {}", layer, H, shape_str(x.shape()));
+}
+
+void check_token_input(const Tensor& x_t, int64_t H, const char* layer) {
+  ENGRAM_CHECK(x_t.dim() == 2 && x_t.size(0) > 0 && x_t.size(1) == H,
+               "{}: step expects one token [B, {}] with B > 0, got {}", layer, H,
+               shape_str(x_t.shape()));
+}
+
 State S4D::initial_state(int64_t batch) const {
   return modal_initial_state(batch, d_model, modes, log_dt, kLayer);
 }
@@ -197,9 +208,7 @@ Tensor S4D::kernel(int64_t L) const {
 }
 
 Tensor S4D::forward(const Tensor& x, State& state) {
-  ENGRAM_CHECK(x.dim() == 3 && x.size(0) > 0 && x.size(1) > 0 && x.size(2) == d_model,
-               "{}: expected input [B, T, {}] with B, T > 0, got {}", kLayer, d_model,
-               shape_str(x.shape()));
+  check_sequence_input(x, d_model, kLayer);
   const int64_t L = x.size(1);
   const Tensor& x0 = checked_state(state, x.size(0));
   Tensor u = transpose(x, 1, 2);  // [B, H, L]
@@ -210,18 +219,19 @@ Tensor S4D::forward(const Tensor& x, State& state) {
   Tensor y = add(causal_fft_conv(u, K), mul(u, unsqueeze(D, -1)));
   // the carried state: y_l += 2 Re sum_n C_n A^_n^(l+1) x0_n
   y = add(y, mul(cplx::real_contract(cplx::mul(C, x0), slice(V, 2, 1, L + 1)), 2.0));
-  // x_L = A^^L x0 + B^ sum_j A^^(L-1-j) u_j
-  Tensor Vrev = vandermonde(d.dtA, power_range(L - 1, L, -1));  // [H, N/2, L, 2]
-  Tensor driven = cplx::apply_to_real(Vrev, u);                  // [B, H, N/2, 2]
+  // x_L = A^^L x0 + B^ sum_j A^^(L-1-j) u_j = A^^L x0 + B^ sum_l A^^l u_(L-1-l): the powers
+  // 0..L-1 already in V, against u reversed in time (an index, not a second Vandermonde)
+  std::vector<int64_t> reversed(L);
+  for (int64_t l = 0; l < L; ++l) reversed[l] = L - 1 - l;
+  Tensor u_rev = index_select(u, 2, raw::to_device(from_vector(reversed, {L}), u.device()));
+  Tensor driven = cplx::apply_to_real(slice(V, 2, 0, L), u_rev);  // [B, H, N/2, 2]
   Tensor x_L = add(cplx::mul(select(V, 2, L), x0), cplx::mul(d.B_bar, driven));
   state_set(state, "x", x_L);
   return note_output(gelu_linear_glu(transpose(y, 1, 2), *output_linear));
 }
 
 Tensor S4D::step(const Tensor& x_t, State& state) {
-  ENGRAM_CHECK(x_t.dim() == 2 && x_t.size(0) > 0 && x_t.size(1) == d_model,
-               "{}: step expects one token [B, {}] with B > 0, got {}", kLayer, d_model,
-               shape_str(x_t.shape()));
+  check_token_input(x_t, d_model, kLayer);
   const Tensor& x0 = checked_state(state, x_t.size(0));
   Discrete d = discretise();
   // x = A^ x + B^ u ;  y = 2 Re sum_n C_n x_n + D u

@@ -72,6 +72,9 @@ State modal_initial_state(int64_t batch, int64_t H, int64_t modes, const Tensor&
                           const char* layer);
 const Tensor& checked_modal_state(const State& state, int64_t batch, int64_t H, int64_t modes,
                                   const Tensor& like, const char* layer);
+// forward's input [B, T, H] and step's token [B, H] with B, T > 0 (errors name the layer).
+void check_sequence_input(const Tensor& x, int64_t H, const char* layer);
+void check_token_input(const Tensor& x_t, int64_t H, const char* layer);
 
 // The S4 family's output transform: GELU -> Linear(H, 2H) -> GLU, [.., H] -> [.., H].
 Tensor gelu_linear_glu(const Tensor& y, Linear& output_linear);
