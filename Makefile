@@ -33,6 +33,15 @@ LDLIBS   += -fsanitize=address,undefined
 endif
 LDLIBS   += $(PKG_LIBS) -lcsv -fopenmp -lpthread -lm
 
+# MPI (data-parallel training, nn/distributed.h): used when OpenMPI's pkg-config file is found
+# (libopenmpi-dev), or forced with MPI=0 / MPI=1. Only nn/distributed.cpp includes <mpi.h>.
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+$(BUILD)/nn/distributed.o: CXXFLAGS += -DENGRAM_MPI=1 $(shell pkg-config --cflags ompi-c)
+LDLIBS   += $(shell pkg-config --libs ompi-c)
+endif
+MPIRUN   ?= mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
+
 # Test-only code (the op registry with its samples, the registry checks, the PyTorch golden
 # reader) lives beside the ops it checks but builds into its own library, so programs that train
 # link none of it.
@@ -57,7 +66,7 @@ TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%)
 
 OP_NAMES  := $(BUILD)/op_names.inc
 
-.PHONY: sanitize fuzz fuzz-build fuzz-ci fuzz-seeds all test gradcheck golden deps clean bench demo data
+.PHONY: test-mpi sanitize fuzz fuzz-build fuzz-ci fuzz-seeds all test gradcheck golden deps clean bench demo data
 all: $(LIB) $(TESTING_LIB) $(TEST_BIN) $(APP_BINS) $(TOOL_BINS)
 
 $(BUILD)/%.o: %.cpp
@@ -125,6 +134,23 @@ test: $(TEST_BIN) $(README_EXAMPLE)
 	$(TEST_BIN)
 	@$(README_EXAMPLE) | tee $(BUILD)/readme_example.out
 	@grep -qx 'w=3.00 b=0.50' $(BUILD)/readme_example.out || (echo "README example did not print w=3.00 b=0.50" && false)
+
+# Data parallelism on 2 ranks (tests/mpi/): equality with one process, resume across rank counts.
+MPI_TEST_BIN := $(BUILD)/tests/engram_mpi_tests
+$(MPI_TEST_BIN): $(BUILD)/tests/mpi/test_mpi.o $(APP_COMMON_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $< $(APP_COMMON_OBJS) $(LIB) -o $@ $(LDLIBS)
+ifeq ($(MPI),1)
+all: $(MPI_TEST_BIN)
+endif
+test-mpi:
+ifeq ($(MPI),1)
+	$(MAKE) $(MPI_TEST_BIN) $(BUILD)/apps/crsd_tiny $(BUILD)/apps/fashion_mlp
+	ENGRAM_NUM_THREADS=1 $(MPIRUN) -np 2 $(MPI_TEST_BIN)
+	bash tests/mpi/check_apps.sh $(BUILD) "$(MPIRUN)"
+else
+	@echo "test-mpi: skipped, engram was built without MPI (install libopenmpi-dev openmpi-bin: ENGRAM_WITH_MPI=1 bash scripts/install-deps.sh)"
+endif
 
 gradcheck: $(BUILD)/tools/gradcheck
 	$(BUILD)/tools/gradcheck

@@ -142,6 +142,11 @@ static void check_versions(const Node& node) {
 }
 
 void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
+  backward(root, grad, retain_graph, {});
+}
+
+void backward(const Tensor& root, const Tensor& grad, bool retain_graph,
+              const std::function<void(int64_t)>& nodes_done) {
   NoGradGuard no_grad;  // backward formulas are not themselves recorded
   Tape& tp = tape();
   ENGRAM_CHECK(root.requires_grad(),
@@ -157,6 +162,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   TensorImpl* r = root.impl();
   if (r->is_leaf) {
     accumulate_into(r->grad, seed, r->shape, r->dtype);
+    if (nodes_done) nodes_done(0);
     return;
   }
   auto stale = [&](const TensorImpl* t) {
@@ -171,6 +177,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   accumulate_into(pass[r], seed, r->shape, r->dtype);
 
   for (int64_t i = r->tape_node; i >= 0; --i) {
+    if (nodes_done && i < r->tape_node) nodes_done(i + 1);  // nodes i+1.. have all run
     Node& node = tp.nodes[i];
     std::vector<Tensor> gouts(node.outputs.size());
     bool any = false;
@@ -219,6 +226,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       pass.erase(it);
     }
   }
+  if (nodes_done) nodes_done(0);
   if (!retain_graph) tp.clear();
 }
 

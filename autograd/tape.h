@@ -104,6 +104,12 @@ void record1(const char* name, const std::vector<Tensor>& inputs, const Tensor& 
 
 // Runs the backward loop from `root` seeded with `grad` (ones for a scalar root when undefined).
 void backward(const Tensor& root, const Tensor& grad = Tensor(), bool retain_graph = false);
+// The same, calling nodes_done(i) whenever every node at tape index >= i has run its backward
+// (i falls from the root's node to 0), so a caller knows which leaves' gradients are final: a
+// leaf's gradient is complete once the first node that used it has run. Data-parallel training
+// (nn/distributed.h) launches its gradient all-reduces from here.
+void backward(const Tensor& root, const Tensor& grad, bool retain_graph,
+              const std::function<void(int64_t)>& nodes_done);
 
 Tensor detach(const Tensor& t);       // same storage, no history, requires_grad false
 void zero_grad(const std::vector<Tensor>& params);  // drops .grad on each

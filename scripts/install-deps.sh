@@ -5,6 +5,9 @@
 #             free-recall CSV data sets)
 #   data:     fortunes (English text corpus), dataset-fashion-mnist (IDX files)
 #   optional: python3-torch (goldens and benchmark references), gnuplot (training plots)
+#   mpi:      libopenmpi-dev, openmpi-bin: data-parallel training (--distributed under mpirun,
+#             nn/distributed.h) and make test-mpi. Installed by default; ENGRAM_WITH_MPI=0 skips
+#             them, and engram then builds without MPI (--distributed says so).
 #   fuzzing:  clang, libclang-rt-dev (clang's sanitizer runtimes; on Debian 12 it pulls in
 #             libclang-rt-14-dev, whose libclang_rt.fuzzer-x86_64.a is what -fsanitize=fuzzer
 #             links, so no libfuzzer-N-dev package is needed), libomp-dev (OpenMP for clang).
@@ -20,10 +23,14 @@ PKGS=(
 )
 OPTIONAL=(python3-torch gnuplot-nox)
 FUZZ=(clang libclang-rt-dev libomp-dev)
+MPI=(libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${ENGRAM_WITH_OPTIONAL:-1}" = 1 ]; then
   for p in "${OPTIONAL[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+fi
+if [ "${ENGRAM_WITH_MPI:-1}" = 1 ]; then
+  for p in "${MPI[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 fi
 if [ "${ENGRAM_WITH_FUZZ:-0}" = 1 ]; then
   for p in "${FUZZ[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

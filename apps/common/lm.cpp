@@ -42,6 +42,8 @@ std::vector<FieldSpec> lm_model_fields() {
       int_field("model.ff_mult", 4, 1, 16, "Transformer: feed-forward width = ff_mult * d_model"),
       int_field("model.max_len", 0, 0, 65536, "Transformer: context length, 0 = train.seq_len"),
       real_field("model.dropout", 0.0, 0.0, 0.9, "LSTM (between layers) and Transformer dropout"),
+      choice_field("model.dtype", "f32", {"f32", "f64"}, "parameters, states and arithmetic: f32, "
+                   "or f64 (slow; for exact comparisons, e.g. of data-parallel and one-process runs)"),
   };
   for (FieldSpec& f : memory_lm_fields()) fields.push_back(std::move(f));
   for (FieldSpec& f : memnet_lm_fields()) fields.push_back(std::move(f));
@@ -247,7 +249,18 @@ class TransformerLM : public LanguageModel {
 
 }  // namespace
 
+namespace {
+std::unique_ptr<LanguageModel> build_language_model(const Config& cfg, int64_t V, Generator* gen);
+}
+
 std::unique_ptr<LanguageModel> make_language_model(const Config& cfg, int64_t V, Generator* gen) {
+  std::unique_ptr<LanguageModel> lm = build_language_model(cfg, V, gen);
+  if (cfg.get_string("model.dtype") == "f64") lm->module().to(DType::f64);  // drawn in f32, then widened
+  return lm;
+}
+
+namespace {
+std::unique_ptr<LanguageModel> build_language_model(const Config& cfg, int64_t V, Generator* gen) {
   const std::string kind = cfg.get_string("model.kind");
   if (is_memory_lm_kind(kind)) return make_memory_lm(cfg, V, gen);
   if (kind == "memnet") return make_memnet_lm(cfg, V, gen);
@@ -280,6 +293,7 @@ std::unique_ptr<LanguageModel> make_language_model(const Config& cfg, int64_t V,
   return std::make_unique<TransformerLM>(V, C, L, heads, cfg.get_int("model.ff_mult") * C, max_len,
                                          dropout, gen);
 }
+}  // namespace
 
 std::vector<int32_t> generate(LanguageModel& lm, std::span<const int32_t> prompt, int64_t length,
                               double temperature, Generator& gen) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "apps/common/trainer.h"
+#include "nn/distributed.h"
 
 namespace engram::apps {
 
@@ -17,7 +18,7 @@ struct Args {
   int64_t steps = 0, seed = 0;
   bool has_steps = false, has_seed = false;
   std::vector<std::string> sets;
-  bool trace = false, help_config = false;
+  bool trace = false, help_config = false, distributed = false;
 };
 
 // Errors are one readable line: a multi-line message (nn's checkpoint loader lists problems on
@@ -70,6 +71,8 @@ int run_lm_app(const LMAppInfo& info, int argc, const char* const* argv) {
   app.add_option("--seed", a.seed, "seed of initialisation and dropout (sets train.seed)");
   app.add_option("--model", a.model, "crsd, lstm, transformer, a memory LM or a state-space family: s4d, s4, s5, mamba, linoss, retnet, samba (sets model.kind)");
   app.add_option("--set", a.sets, "override one key, e.g. --set model.d_model=256 (repeatable)");
+  app.add_flag("--distributed", a.distributed, "data-parallel training over the ranks of mpirun -np "
+               "N (train.batch is the global batch; see nn/distributed.h)");
   app.add_flag("--trace", a.trace, "print one step in detail: batch, stage statistics, modules");
   app.add_flag("--help-config", a.help_config, "print every config key with its type, default, "
                "range and meaning");
@@ -90,8 +93,10 @@ int run_lm_app(const LMAppInfo& info, int argc, const char* const* argv) {
       std::fputs(lm_schema(info.name)->help().c_str(), stdout);
       return 0;
     }
+    if (a.distributed) nn::dist::init();
     Config cfg = build_config(info, a);
     TrainResult r = train_language_model(cfg, {a.resume, a.trace, stdout});
+    if (!nn::dist::is_lead()) return 0;
     std::printf("final: step=%lld train_loss=%.4f val_loss=%.4f val_bpc=%.4f val_ppl=%.3f "
                 "val_acc=%.4f tokens_per_s=%.0f\n",
                 (long long)r.step, r.train_loss, r.val.loss, r.val.bpc, r.val.ppl, r.val.acc,
@@ -103,7 +108,9 @@ int run_lm_app(const LMAppInfo& info, int argc, const char* const* argv) {
     return 0;
   } catch (const std::exception& e) {  // engram::Error, and anything a library below may throw
     std::fflush(stdout);
-    print_error(e.what());
+    print_error(nn::dist::size() > 1 ? fmt::format("rank {} of {}: {}", nn::dist::rank(),
+                                                   nn::dist::size(), e.what()) : e.what());
+    if (nn::dist::size() > 1) nn::dist::abort_all(2);  // the other ranks would wait forever
     return 2;
   }
 }

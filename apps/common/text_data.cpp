@@ -146,22 +146,29 @@ TokenSplit tokenize_split(const std::string& name, const std::string& text, cons
 }
 
 StreamBatcher::StreamBatcher(const TokenSplit& split, int64_t batch, int64_t seq_len, int32_t pad_id)
-    : split_(&split), B_(batch), T_(seq_len), pad_id_(pad_id) {
+    : split_(&split), B_(batch), T_(seq_len), row_count_(batch), pad_id_(pad_id) {
   ENGRAM_CHECK(B_ >= 1 && T_ >= 1, "batcher: batch and seq_len must be positive, got {} and {}", B_,
                T_);
   stream_len_ = int64_t(split.ids.size()) / B_;
   segments_ = stream_len_ >= 2 ? (stream_len_ - 1 + T_ - 1) / T_ : 0;
 }
 
+void StreamBatcher::set_rows(int64_t begin, int64_t count) {
+  ENGRAM_CHECK(begin >= 0 && count >= 1 && begin + count <= B_, "batcher of split '{}': rows [{}, "
+               "{}) are not inside its {} streams", split_->name, begin, begin + count, B_);
+  row_begin_ = begin, row_count_ = count;
+}
+
 Batch StreamBatcher::get(int64_t k) const {
   ENGRAM_CHECK(k >= 0 && k < segments_, "split '{}': batch {} out of range [0, {})", split_->name, k,
                segments_);
-  Batch b{empty({B_, T_}, DType::i64), empty({B_, T_}, DType::i64)};
+  Batch b{empty({row_count_, T_}, DType::i64), empty({row_count_, T_}, DType::i64)};
   int64_t* in = b.inputs.data<int64_t>();
   int64_t* tg = b.targets.data<int64_t>();
   const int32_t* ids = split_->ids.data();
-  for (int64_t row = 0; row < B_; ++row) {
-    const int64_t stream = row * stream_len_, start = k * T_;
+  const int64_t start = k * T_;
+  for (int64_t row = 0; row < row_count_; ++row) {
+    const int64_t stream = (row_begin_ + row) * stream_len_;
     for (int64_t t = 0; t < T_; ++t) {
       const bool real = start + t + 1 < stream_len_;  // the target exists inside the stream
       in[row * T_ + t] = start + t < stream_len_ ? ids[stream + start + t] : pad_id_;
@@ -169,6 +176,8 @@ Batch StreamBatcher::get(int64_t k) const {
       (real ? b.real_targets : b.pad_targets) += 1;
     }
   }
+  // every stream has the same length, so every row has the same number of real targets
+  b.global_real_targets = b.real_targets / row_count_ * B_;
   return b;
 }
 
@@ -183,7 +192,7 @@ void check_split(const StreamBatcher& batcher, int64_t vocab, double max_pad_sha
                "or larger split fractions", s.name, s.chars);
   ENGRAM_CHECK(batcher.batches_per_epoch() > 0, "split '{}' has {} tokens, too few for {} streams "
                "(each needs at least 2): lower train.batch or use more data", s.name, s.ids.size(),
-               batcher.batch());
+               batcher.global_batch());
   for (size_t i = 0; i < s.ids.size(); ++i)
     ENGRAM_CHECK(s.ids[i] >= 0 && s.ids[i] < vocab, "split '{}': token {} has id {}, outside the "
                  "vocabulary [0, {})", s.name, i, s.ids[i], vocab);
@@ -192,7 +201,7 @@ void check_split(const StreamBatcher& batcher, int64_t vocab, double max_pad_sha
                "split '{}': {:.1f}% of its target positions would be padding (limit {:.1f}%, "
                "data.max_pad_share): {} tokens make {} streams of {}, each padded to {} segment(s) "
                "of {}; use a smaller train.batch or train.seq_len, or more data", s.name,
-               100.0 * share, 100.0 * max_pad_share, s.ids.size(), batcher.batch(),
+               100.0 * share, 100.0 * max_pad_share, s.ids.size(), batcher.global_batch(),
                batcher.stream_length(), batcher.batches_per_epoch(), batcher.seq_len());
 }
 

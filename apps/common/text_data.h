@@ -74,6 +74,7 @@ struct Batch {
   Tensor inputs;   // [B, T] i64
   Tensor targets;  // [B, T] i64, kIgnoreIndex at padded positions
   int64_t real_targets = 0, pad_targets = 0;
+  int64_t global_real_targets = 0;  // over all B streams, when the batch holds only some (set_rows)
 };
 
 // Keeps a pointer to `split`, which must outlive it.
@@ -85,12 +86,18 @@ class StreamBatcher {
   Batch get(int64_t index) const;  // the index-th batch of an epoch, 0 <= index < batches_per_epoch
   double pad_share() const;        // padded target positions / all target positions, per epoch
   const TokenSplit& split() const { return *split_; }
-  int64_t batch() const { return B_; }
+  // Data parallelism (nn/distributed.h): get() returns only streams [begin, begin + count), the
+  // rows one rank trains on, while the streams stay those of all B (so N ranks see exactly the
+  // batches of one process).
+  void set_rows(int64_t begin, int64_t count);
+  int64_t batch() const { return row_count_; }  // rows of each batch get() returns
+  int64_t global_batch() const { return B_; }   // streams the split is cut into
   int64_t seq_len() const { return T_; }
 
  private:
   const TokenSplit* split_;
   int64_t B_, T_, stream_len_, segments_;
+  int64_t row_begin_ = 0, row_count_;
   int32_t pad_id_;
 };
 

@@ -8,10 +8,19 @@
 //   train_step / log_step / evaluate_and_checkpoint, once per step
 //   finish                    final validation, checkpoint, model.safetensors, plots, sample
 //
+// Data parallel (--distributed under mpirun, nn/distributed.h): train.batch is the global batch;
+// rank r trains on streams [r*b, (r+1)*b) of it (b = train.batch / ranks), its loss weighted as
+// its share of the global mean, and the gradients are summed across ranks during backward, so N
+// ranks take exactly the steps of one process on the whole batch. Validation is split the same
+// way and reduced. Only rank 0 prints and writes (metrics, plots, checkpoints, the sample);
+// checkpoints hold the whole batch's carried state (gathered from every rank), so a run resumes
+// on any number of ranks that divides train.batch.
+//
 // The settings, the evaluation and the checkpoint's config are in trainer.cpp.
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -23,14 +32,22 @@
 #include "autograd/tape.h"
 #include "apps/common/trainer.h"
 #include "core/backend.h"
+#include "nn/distributed.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
 
 namespace engram::apps {
 
 namespace fs = std::filesystem;
+namespace dist = nn::dist;
 
 namespace {
+
+// Where ranks other than 0 print: nowhere (only rank 0 talks).
+std::FILE* quiet_stream() {
+  static std::FILE* null = std::fopen("/dev/null", "w");
+  return null ? null : stderr;
+}
 
 struct LMData {
   std::unique_ptr<Tokenizer> tokenizer;
@@ -54,13 +71,22 @@ LMData prepare_data(const Config& cfg, const nn::Metadata* checkpoint) {
     d.tokenizer = deserialize_tokenizer(checkpoint->at("tokenizer"), "checkpoint tokenizer");
   else if (!file.empty())
     d.tokenizer = load_tokenizer(file);
-  else if (kind == "word")
-    d.tokenizer = build_word_tokenizer(text.train, cfg.get_int("data.vocab_size"),
-                                       cfg.get_int("data.min_freq"));
-  else if (kind == "sentencepiece")
-    d.tokenizer = train_sentencepiece_tokenizer(text.train, cfg.get_int("data.vocab_size"));
-  else
+  else if (kind == "word" || kind == "sentencepiece") {
+    // built once, by rank 0, so that every rank of a distributed run has the same vocabulary
+    std::string built;
+    if (dist::is_lead()) {
+      d.tokenizer = kind == "word" ? build_word_tokenizer(text.train, cfg.get_int("data.vocab_size"),
+                                                          cfg.get_int("data.min_freq"))
+                                   : train_sentencepiece_tokenizer(text.train, cfg.get_int("data.vocab_size"));
+      if (dist::size() > 1) built = d.tokenizer->serialize();
+    }
+    if (dist::size() > 1) {
+      built = dist::broadcast_string(built, "rank 0's tokenizer");
+      if (!dist::is_lead()) d.tokenizer = deserialize_tokenizer(built, "rank 0's tokenizer");
+    }
+  } else {
     d.tokenizer = make_byte_tokenizer();
+  }
   d.train = tokenize_split("train", text.train, *d.tokenizer);
   d.val = tokenize_split("val", text.val, *d.tokenizer);
   return d;
@@ -195,6 +221,8 @@ struct TrainingRun {
   void print_trace(const StepStats& s);
   void evaluate_and_checkpoint();
   std::string write_checkpoint();
+  LMState gather_carry() const;
+  LMState shard_carry(const LMState& whole) const;
   TrainResult finish();
   std::string generate_sample();
   double train_bpc(double loss) const { return loss / std::numbers::ln2 / train_cpt; }
@@ -204,7 +232,9 @@ struct TrainingRun {
   const TrainOptions& opt;
   const bool resuming;
   const nn::Metadata ckpt;  // the resume checkpoint's metadata ({} for a fresh run)
-  const int64_t steps, B, T;
+  const int64_t steps, B, T;  // B: the global batch (all ranks together)
+  const bool lead;            // rank 0 (the only rank of a plain run): prints and writes
+  const dist::Shard rows;     // this rank's streams of the B
   LMData data;
   const Tokenizer& tok;
   StreamBatcher train, val;
@@ -217,6 +247,8 @@ struct TrainingRun {
   std::unique_ptr<nn::Optimizer> optimizer;
   nn::LRSchedule schedule;
   std::unique_ptr<nn::DynamicLossScaler> scaler;  // null with train.loss_scaling off
+  std::unique_ptr<dist::DataParallel> dp;         // with more than one rank
+  std::vector<int64_t> carry_batch_dims;          // each carried state tensor's batch dim (ranks > 1)
 
   // Where it stands: the step done last, and the next batch (epoch, index) to take.
   int64_t step = 0, epoch = 0, batch_index = 0;
@@ -236,6 +268,7 @@ struct TrainingRun {
   std::optional<MetricsLog> metrics;  // opened by open_run_dir, once the position is known
   TrainResult result;
   double train_seconds = 0, window_loss = 0;  // window: the steps since the last plain line
+  double comm_seconds = 0;                    // of train_seconds: inside the gradient all-reduce
   int64_t tokens_done = 0, window_steps = 0;
 };
 
@@ -258,6 +291,11 @@ TrainResult train_language_model(const Config& cfg, const TrainOptions& opt) {
     explicit AnomalyScope(bool on) { set_anomaly_mode(on || before); }
     ~AnomalyScope() { set_anomaly_mode(before); }
   } anomaly(cfg.get_bool("train.anomaly"));
+  if (dist::size() > 1) {  // every rank must train the same run (its config is rank 0's)
+    const std::string mine = cfg.to_yaml(), lead = dist::broadcast_string(mine, "config check");
+    dist::check_all(mine == lead, "the config differs from rank 0's (every rank must be started "
+                    "with the same arguments and files)", "config check");
+  }
   TrainingRun run(cfg, opt, read_resume_checkpoint(cfg, opt.resume));
   run.restore_position();
   run.open_run_dir();
@@ -277,13 +315,17 @@ namespace {
 TrainingRun::TrainingRun(const Config& config, const TrainOptions& options, nn::Metadata checkpoint)
     : cfg(config), opt(options), resuming(!options.resume.empty()), ckpt(std::move(checkpoint)),
       steps(cfg.get_int("train.steps")), B(cfg.get_int("train.batch")),
-      T(cfg.get_int("train.seq_len")), data(prepare_data(cfg, resuming ? &ckpt : nullptr)),
+      T(cfg.get_int("train.seq_len")), lead(dist::is_lead()),
+      rows(dist::shard_rows(B, "train.batch (the global batch)")),
+      data(prepare_data(cfg, resuming ? &ckpt : nullptr)),
       tok(*data.tokenizer), train(data.train, B, T), val(data.val, B, T),
       train_cpt(data.train.chars_per_token()), clip(cfg.get_real("train.grad_clip")),
       carry_state(cfg.get_bool("train.carry_state")), rng(uint64_t(cfg.get_int("train.seed"))),
-      dir(cfg.get_string("run.out")), progress(steps, cfg.get_int("train.log_every"), opt.out) {
+      dir(cfg.get_string("run.out")),
+      progress(steps, cfg.get_int("train.log_every"), lead ? opt.out : quiet_stream()) {
   check_split(train, tok.vocab_size(), cfg.get_real("data.max_pad_share"));
   check_split(val, tok.vocab_size(), cfg.get_real("data.max_pad_share"));
+  if (dist::size() > 1) train.set_rows(rows.begin, rows.count), val.set_rows(rows.begin, rows.count);
   lm = make_language_model(cfg, tok.vocab_size(), &rng);
   params = lm->module().parameters();
   optimizer = make_optimizer(cfg, params);
@@ -295,12 +337,25 @@ TrainingRun::TrainingRun(const Config& config, const TrainOptions& options, nn::
 // Where the session starts: step 0 with a fresh state, or (resuming) everything the checkpoint
 // saved — parameters, optimizer, scaler, RNG, carried state, step, data position, last losses.
 void TrainingRun::restore_position() {
-  state = lm->initial_state(B);
+  if (dist::size() > 1) {  // the batch dim of each carried tensor: where B and b differ
+    LMState whole = lm->initial_state(B), mine = lm->initial_state(rows.count);
+    for (size_t i = 0; i < whole.size(); ++i) {
+      int64_t dim = -1;
+      for (int64_t d = 0; d < whole[i].second.dim(); ++d)
+        if (whole[i].second.size(d) != mine[i].second.size(d)) dim = d;
+      ENGRAM_CHECK(dim >= 0, "--distributed: the carried state '{}' {} has no batch dimension (it "
+                   "is shared by all streams), so ranks training on their own streams would "
+                   "diverge; this model cannot be trained data-parallel", whole[i].first,
+                   shape_str(whole[i].second.shape()));
+      carry_batch_dims.push_back(dim);
+    }
+  }
+  state = lm->initial_state(rows.count);
   if (resuming) {
     ENGRAM_CHECK(meta_int(ckpt, "train_tokens", opt.resume) == int64_t(data.train.ids.size()),
                  "--resume '{}': the training data changed since the checkpoint ({} tokens then, "
                  "{} now)", opt.resume, ckpt.at("train_tokens"), data.train.ids.size());
-    state = load_training_checkpoint(opt.resume, *lm, *optimizer, scaler.get(), rng, B);
+    state = shard_carry(load_training_checkpoint(opt.resume, *lm, *optimizer, scaler.get(), rng, B));
     step = meta_int(ckpt, "step", opt.resume);
     ENGRAM_CHECK(step <= steps, "--resume '{}': the checkpoint is at step {}, beyond train.steps={}: "
                  "pass --steps N with N >= {}", opt.resume, step, steps, step);
@@ -311,11 +366,45 @@ void TrainingRun::restore_position() {
   }
   first_step = step + 1;
   last_ckpt = resuming ? step : -1;
+  if (dist::size() > 1) {
+    dp = std::make_unique<dist::DataParallel>(lm->module());  // rank 0's parameters everywhere
+  }
+}
+
+// The whole batch's carried state from every rank's streams (ranks > 1: every rank calls it).
+LMState TrainingRun::gather_carry() const {
+  if (dist::size() == 1 || carry_batch_dims.empty()) return state;
+  NoGradGuard no_grad;
+  LMState whole;
+  for (size_t i = 0; i < state.size(); ++i) {
+    Tensor mine = contiguous(state[i].second);
+    const std::string bytes(static_cast<const char*>(mine.raw_data()),
+                            size_t(mine.numel()) * dtype_size(mine.dtype()));
+    std::vector<Tensor> parts;
+    for (const std::string& b : dist::allgather_string(bytes, "checkpoint: carried state")) {
+      Tensor part = empty(mine.shape(), mine.dtype());
+      std::memcpy(part.raw_data(), b.data(), b.size());
+      parts.push_back(part);
+    }
+    whole.emplace_back(state[i].first, cat(parts, carry_batch_dims[i]));
+  }
+  return whole;
+}
+
+// This rank's streams of a whole batch's carried state (a checkpoint's).
+LMState TrainingRun::shard_carry(const LMState& whole) const {
+  if (dist::size() == 1 || carry_batch_dims.empty()) return whole;
+  LMState mine;
+  for (size_t i = 0; i < whole.size(); ++i)
+    mine.emplace_back(whole[i].first, contiguous(raw::narrow(whole[i].second, carry_batch_dims[i],
+                                                        rows.begin, rows.count)));
+  return mine;
 }
 
 // The run directory with config.yaml and tokenizer.txt, and the metrics files (a resumed run
 // keeps their rows up to its step, so they read as one uninterrupted run).
 void TrainingRun::open_run_dir() {
+  if (!lead) return;
   fs::create_directories(fs::path(dir) / "checkpoints");
   std::ofstream(fs::path(dir) / "config.yaml") << cfg.to_yaml();
   tok.save((fs::path(dir) / "tokenizer.txt").string());
@@ -326,10 +415,14 @@ void TrainingRun::open_run_dir() {
 void TrainingRun::print_banner() {
   progress.print(fmt::format(
       "{}: {} model, {} parameters | data {} ({} files, {} bytes) | {} tokenizer, vocab {} | "
-      "train {} tokens ({} batches of [{}, {}] per epoch), val {} tokens | {} threads",
+      "train {} tokens ({} batches of [{}, {}] per epoch), val {} tokens | {} threads{}",
       cfg.schema().name(), lm->kind(), lm->module().num_parameters(), cfg.get_string("data.path"),
       data.files, data.corpus_bytes, tok.kind(), tok.vocab_size(), data.train.ids.size(),
-      train.batches_per_epoch(), B, T, data.val.ids.size(), num_threads()));
+      train.batches_per_epoch(), B, T, data.val.ids.size(), num_threads(),
+      dist::size() > 1 ? fmt::format(" per rank, {} ranks x batch {} (data parallel, {} gradient "
+                                     "buckets of {:.2f} MB in all)", dist::size(), rows.count,
+                                     dp->buckets(), double(dp->gradient_bytes()) / 1e6)
+                       : std::string()));
   progress.print(fmt::format("{} {} lr={} {}, clip={}, loss scaling {}, run dir {}{}",
                              optimizer->type_name(), steps, cfg.get_real("train.lr"), schedule.str(),
                              clip, scaler ? "on" : "off", dir,
@@ -352,10 +445,15 @@ StepStats TrainingRun::train_step() {
   auto t0 = clock::now();
   if (batch_index == train.batches_per_epoch()) {  // epoch boundary: start the streams afresh
     ++epoch, batch_index = 0;
-    state = lm->initial_state(B);
+    state = lm->initial_state(rows.count);
   }
   Batch batch = train.get(batch_index++);
-  if (!carry_state) state = lm->initial_state(B);
+  // Dropout and the models' other draws on ranks > 0: a stream of their own, seeded by (seed,
+  // rank, step) so that a resumed run draws what the interrupted one would have (rank 0 keeps
+  // the plain run's generator, which the checkpoint saves).
+  if (!lead) rng.manual_seed(uint64_t(cfg.get_int("train.seed")) * 0x9E3779B97F4A7C15ull +
+                             uint64_t(dist::rank()) * 0xBF58476D1CE4E5B9ull + uint64_t(step));
+  if (!carry_state) state = lm->initial_state(rows.count);
   StepStats s;
   s.trace = opt.trace && step == first_step;
   if (s.trace) trace_batch(progress, batch, tok);
@@ -365,10 +463,20 @@ StepStats TrainingRun::train_step() {
                           : lm->forward(batch.inputs, state);
   Tensor loss = cross_entropy(reshape(logits, {-1, logits.size(2)}), reshape(batch.targets, {-1}),
                               kIgnoreIndex);
+  // With ranks, this rank's share of the global mean: its targets' loss sum / all ranks' targets
+  // (the auxiliary terms, means over rows, by this rank's share of the rows).
+  const double share = dp ? double(batch.real_targets) / double(batch.global_real_targets) : 1.0;
+  if (dp) loss = mul(loss, share);
   Tensor total = loss;
-  if (Tensor aux = lm->auxiliary_loss(); aux.defined()) total = add(loss, aux);
+  if (Tensor aux = lm->auxiliary_loss(); aux.defined())
+    total = add(loss, dp ? mul(aux, double(rows.count) / double(B)) : aux);
   optimizer->zero_grad();
-  backward(scaler ? scaler->scale_loss(total) : total);
+  if (dp) {
+    dp->backward(scaler ? scaler->scale_loss(total) : total);
+    comm_seconds += dp->last_comm_seconds();
+  } else {
+    backward(scaler ? scaler->scale_loss(total) : total);
+  }
   if (scaler) scaler->unscale(*optimizer);
   s.grad_norm = nn::clip_grad_norm(params, clip > 0 ? clip : INFINITY);
   if (scaler) {
@@ -380,9 +488,9 @@ StepStats TrainingRun::train_step() {
   lm->detach_state(state);
   train_seconds += std::chrono::duration<double>(clock::now() - t0).count();
 
-  s.loss = loss.item();
+  s.loss = dp ? dist::allreduce_sum(loss.item(), "the step's loss") : loss.item();
   s.lr = optimizer->param_groups()[0].lr;
-  s.real_targets = batch.real_targets;
+  s.real_targets = dp ? batch.global_real_targets : batch.real_targets;
   check_divergence(s);
   return s;
 }
@@ -438,14 +546,14 @@ void TrainingRun::log_step(const StepStats& s) {
   tokens_done += s.real_targets;
   window_loss += l, ++window_steps;
   const double tps = double(tokens_done) / train_seconds;
-  metrics->write({step, "train", l, train_bpc(l), std::exp(l), NAN, s.lr, s.grad_norm, tps,
-                  train_seconds}, lm->diagnostics());
+  if (metrics) metrics->write({step, "train", l, train_bpc(l), std::exp(l), NAN, s.lr, s.grad_norm,
+                              tps, train_seconds}, lm->diagnostics());
   if (s.trace) print_trace(s);
   const double mean = window_loss / double(window_steps);
   progress.step(step, mean, train_bpc(mean), tps,
                 train_seconds / double(step - first_step + 1) * double(steps - step));
   if (step % cfg.get_int("train.log_every") == 0) window_loss = 0, window_steps = 0;
-  metrics->flush();
+  if (metrics) metrics->flush();
 }
 
 // --trace, after the first step: every stage's output, the loss, gradient norm and lr, and the
@@ -465,8 +573,8 @@ void TrainingRun::evaluate_and_checkpoint() {
                 ckpt_every = cfg.get_int("train.checkpoint_every");
   if (eval_every > 0 && step % eval_every == 0 && step != steps) {
     EvalResult v = evaluate(*lm, val, cfg.get_int("train.eval_batches"));
-    metrics->write({step, "val", v.loss, v.bpc, v.ppl, v.acc, NAN, NAN, NAN, train_seconds},
-                   lm->diagnostics());
+    if (metrics) metrics->write({step, "val", v.loss, v.bpc, v.ppl, v.acc, NAN, NAN, NAN,
+                                 train_seconds}, lm->diagnostics());
     progress.print(fmt::format("val @ step {}: loss {:.4f} | bpc {:.3f} | ppl {:.2f} | acc {:.3f} "
                                "({} tokens)", step, v.loss, v.bpc, v.ppl, v.acc, v.tokens));
   }
@@ -481,7 +589,9 @@ void TrainingRun::evaluate_and_checkpoint() {
 std::string TrainingRun::write_checkpoint() {
   nlohmann::json losses(std::vector<double>(recent.begin(), recent.end()));
   std::string path = (fs::path(dir) / "checkpoints" / fmt::format("step_{:08d}.safetensors", step)).string();
-  save_training_checkpoint(path, *lm, *optimizer, scaler.get(), rng, state,
+  const LMState carry = gather_carry();  // a collective: every rank takes part
+  if (!lead) return path;
+  save_training_checkpoint(path, *lm, *optimizer, scaler.get(), rng, carry,
                            {{"app", cfg.schema().name()}, {"model", lm->kind()},
                             {"config", cfg.to_yaml()}, {"step", std::to_string(step)},
                             {"epoch", std::to_string(epoch)}, {"batch", std::to_string(batch_index)},
@@ -501,14 +611,22 @@ TrainResult TrainingRun::finish() {
   if (!recent.empty()) result.train_loss = std::accumulate(recent.begin(), recent.end(), 0.0) /
                                            double(recent.size());
   result.val = evaluate(*lm, val, cfg.get_int("train.final_eval_batches"));
-  metrics->write({step, "val", result.val.loss, result.val.bpc, result.val.ppl, result.val.acc,
-                  NAN, NAN, NAN, train_seconds}, lm->diagnostics());
-  metrics->flush();
+  if (metrics) {
+    metrics->write({step, "val", result.val.loss, result.val.bpc, result.val.ppl, result.val.acc,
+                    NAN, NAN, NAN, train_seconds}, lm->diagnostics());
+    metrics->flush();
+  }
+  if (dp)
+    progress.print(fmt::format("data parallel: {} ranks, gradient all-reduce {:.1f} s of {:.1f} s "
+                               "training ({:.1f}%), {:.2f} MB per rank per step", dist::size(),
+                               comm_seconds, train_seconds, 100.0 * comm_seconds / train_seconds,
+                               double(dp->gradient_bytes()) / 1e6));
   if (skips_seen > 0)
     progress.print(fmt::format("loss scaler: skipped {} of the {} steps of this session (Inf/NaN "
                                "gradients; the scale is now {:g})", skips_seen, step - first_step + 1,
                                scaler->scale()));
   if (last_ckpt != step) progress.print("checkpoint: " + write_checkpoint());
+  if (!lead) return std::move(result);
   const std::string model_path = (fs::path(dir) / "model.safetensors").string();
   nn::save_checkpoint(model_path, lm->module(), {}, {{"app", cfg.schema().name()},
                       {"model", lm->kind()}, {"config", cfg.to_yaml()}, {"step", std::to_string(step)}});

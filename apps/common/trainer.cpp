@@ -1,6 +1,7 @@
 // apps/common/trainer.cpp — see trainer.h: the settings, the resume rules and the evaluation;
 // the training loop itself (train_language_model) is in train_loop.cpp.
 #include "apps/common/trainer.h"
+#include "nn/distributed.h"
 
 #include <numbers>
 
@@ -93,6 +94,11 @@ EvalResult evaluate(LanguageModel& lm, const StreamBatcher& data, int64_t max_ba
     tokens += b.real_targets;
   }
   lm.module().train(was_training);
+  if (data.batch() != data.global_batch()) {  // a rank's streams (data parallel): all ranks' totals
+    double totals[3] = {nats, double(tokens), double(correct)};
+    nn::dist::allreduce_sum(totals, 3, "evaluate: validation totals");
+    nats = totals[0], tokens = int64_t(totals[1]), correct = int64_t(totals[2]);
+  }
   EvalResult r;
   r.tokens = tokens;
   r.loss = nats / double(tokens);

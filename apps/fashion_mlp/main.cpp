@@ -9,6 +9,13 @@
 // (loadable into the equivalent torch.nn.Sequential by name: 0.weight, 0.bias, 2.weight, ...).
 //
 //   build/apps/fashion_mlp [--out DIR] [--epochs N] [--seed S] [--data DIR] [--batch B] [--lr LR]
+//                          [--max-steps N] [--dtype f32|f64] [--distributed]
+//
+// Data parallel (mpirun -np N build/apps/fashion_mlp --distributed, nn/distributed.h): --batch
+// is the global batch; each batch's rows are split over the ranks as evenly as they go (a rank
+// may get none of a short last batch), each rank's loss is weighted by its share of the rows and
+// the gradients are summed, so N ranks take the steps of one process; the test set is split over
+// the ranks and the counts reduced; rank 0 prints and saves.
 //
 // The data is Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist/*.gz).
 #include <CLI/CLI.hpp>
@@ -22,6 +29,7 @@
 
 #include "apps/common/idx.h"
 #include "nn/checkpoint.h"
+#include "nn/distributed.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
@@ -37,6 +45,9 @@ struct Options {
   uint64_t seed = 0;
   int64_t batch = 128;
   double lr = 1e-3;
+  int64_t max_steps = 0;  // 0 = every step of every epoch
+  std::string dtype = "f32";
+  bool distributed = false;
 };
 
 constexpr int64_t kPixels = 28 * 28, kClasses = 10;
@@ -48,11 +59,12 @@ struct Batch {
 Batch gather_batch(const Tensor& images, const Tensor& labels, const std::vector<int64_t>& order,
                    int64_t begin, int64_t end) {
   int64_t B = end - begin;
-  Batch b{empty({B, kPixels}), empty({B}, DType::i64)};
-  const float* src = images.data<float>();
-  float* dst = b.x.data<float>();
+  Batch b{empty({B, kPixels}, images.dtype()), empty({B}, DType::i64)};
+  const size_t row = size_t(kPixels) * dtype_size(images.dtype());  // f32, or f64 (--dtype)
+  const char* src = static_cast<const char*>(images.raw_data());
+  char* dst = static_cast<char*>(b.x.raw_data());
   for (int64_t i = 0; i < B; ++i) {
-    std::memcpy(dst + i * kPixels, src + order[begin + i] * kPixels, kPixels * sizeof(float));
+    std::memcpy(dst + size_t(i) * row, src + size_t(order[begin + i]) * row, row);
     b.y.data<int64_t>()[i] = labels.data<int64_t>()[order[begin + i]];
   }
   return b;
@@ -67,18 +79,28 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   return correct;
 }
 
+// This rank's rows [begin, end) of rows [0, n): as even a split over the ranks as n allows.
+std::pair<int64_t, int64_t> my_rows(int64_t n) {
+  const int64_t r = nn::dist::rank(), R = nn::dist::size();
+  return {n * r / R, n * (r + 1) / R};
+}
+
+// Test accuracy; with ranks, each counts its share of the images and the counts are summed.
 double evaluate(nn::Sequential& model, const Tensor& images, const Tensor& labels) {
   NoGradGuard no_grad;
   model.eval();
   std::vector<int64_t> order(labels.numel());
   std::iota(order.begin(), order.end(), 0);
-  int64_t correct = 0, N = labels.numel();
-  for (int64_t begin = 0; begin < N; begin += 1000) {
-    Batch b = gather_batch(images, labels, order, begin, std::min(N, begin + 1000));
-    correct += count_correct(model(b.x), b.y);
+  const int64_t N = labels.numel();
+  const auto [lo, hi] = my_rows(N);
+  double correct = 0;
+  for (int64_t begin = lo; begin < hi; begin += 1000) {
+    Batch b = gather_batch(images, labels, order, begin, std::min(hi, begin + 1000));
+    correct += double(count_correct(model(b.x), b.y));
   }
+  correct = nn::dist::allreduce_sum(correct, "fashion_mlp: test accuracy");
   model.train();
-  return double(correct) / double(N);
+  return correct / double(N);
 }
 
 // Fisher-Yates with the seeded generator: the same seed gives the same batches.
@@ -91,6 +113,10 @@ int run(const Options& opt) {
   ENGRAM_CHECK(opt.epochs >= 1, "--epochs must be at least 1, got {}", opt.epochs);
   ENGRAM_CHECK(opt.batch >= 1, "--batch must be at least 1, got {}", opt.batch);
   ENGRAM_CHECK(opt.lr > 0, "--lr must be positive, got {}", opt.lr);
+  ENGRAM_CHECK(opt.max_steps >= 0, "--max-steps must be at least 0, got {}", opt.max_steps);
+  ENGRAM_CHECK(opt.dtype == "f32" || opt.dtype == "f64", "--dtype must be f32 or f64, got '{}'", opt.dtype);
+  const DType dtype = opt.dtype == "f64" ? DType::f64 : DType::f32;
+  const bool lead = nn::dist::is_lead();
   ENGRAM_CHECK(std::filesystem::is_directory(opt.data),
                "Fashion-MNIST directory {} not found: install the Debian package "
                "dataset-fashion-mnist (sudo apt-get install dataset-fashion-mnist) or pass "
@@ -101,21 +127,27 @@ int run(const Options& opt) {
                "{}: expected 28x28 images, got {}", opt.data, shape_str(train.images.shape()));
   Tensor train_x = raw::reshape(train.images, {-1, kPixels});
   Tensor test_x = raw::reshape(test.images, {-1, kPixels});
+  if (dtype == DType::f64) train_x = to_dtype(train_x, dtype), test_x = to_dtype(test_x, dtype);
 
   Generator gen(opt.seed);
   nn::Sequential model({std::make_shared<nn::Linear>(kPixels, 256, true, &gen), nn::ReLU(),
                         std::make_shared<nn::Linear>(256, 128, true, &gen), nn::ReLU(),
                         std::make_shared<nn::Linear>(128, kClasses, true, &gen)});
+  model.to(dtype);
+  std::unique_ptr<nn::dist::DataParallel> dp;
+  if (nn::dist::size() > 1) dp = std::make_unique<nn::dist::DataParallel>(model);
   nn::AdamOptions adam;
   adam.lr = opt.lr;
   nn::Adam optimizer(model.parameters(), adam);
   const int64_t steps_per_epoch = (train.size() + opt.batch - 1) / opt.batch;
   nn::LRSchedule schedule = nn::LRSchedule::warmup_cosine(0, opt.epochs * steps_per_epoch);
   // num_threads() applies ENGRAM_NUM_THREADS (else the core count) to OpenMP and OpenBLAS.
-  fmt::print("fashion_mlp: {} train / {} test images, MLP 784-256-128-10 ({} parameters), "
-             "Adam lr={} {}, batch={}, seed={}, threads={}\n",
-             train.size(), test.size(), model.num_parameters(), opt.lr, schedule.str(), opt.batch,
-             opt.seed, num_threads());
+  if (lead)
+    fmt::print("fashion_mlp: {} train / {} test images, MLP 784-256-128-10 ({} parameters, {}), "
+               "Adam lr={} {}, batch={}, seed={}, threads={}{}\n",
+               train.size(), test.size(), model.num_parameters(), opt.dtype, opt.lr, schedule.str(),
+               opt.batch, opt.seed, num_threads(),
+               dp ? fmt::format(" per rank, {} ranks (data parallel)", nn::dist::size()) : "");
 
   std::vector<int64_t> order(train.size());
   std::iota(order.begin(), order.end(), 0);
@@ -124,26 +156,39 @@ int run(const Options& opt) {
   for (int64_t epoch = 1; epoch <= opt.epochs; ++epoch) {
     auto start = std::chrono::steady_clock::now();
     shuffle(order, gen);
-    double loss_sum = 0;
-    int64_t correct = 0, N = train.size();
+    double sums[2] = {0, 0};  // loss * rows and correct rows, over the epoch's rows seen
+    int64_t seen = 0;
+    const int64_t N = train.size();
     for (int64_t begin = 0; begin < N; begin += opt.batch) {
-      Batch b = gather_batch(train_x, train.labels, order, begin, std::min(N, begin + opt.batch));
+      if (opt.max_steps > 0 && step == opt.max_steps) break;
+      const int64_t end = std::min(N, begin + opt.batch), n = end - begin;
+      const auto [lo, hi] = dp ? my_rows(n) : std::pair<int64_t, int64_t>{0, n};
       schedule.apply(optimizer, step++);
-      Tensor logits = model(b.x);
-      Tensor loss = cross_entropy(logits, b.y);
       optimizer.zero_grad();
-      backward(loss);
+      Tensor loss;  // this rank's share of the batch's mean loss (undefined: no rows here)
+      if (hi > lo) {
+        Batch b = gather_batch(train_x, train.labels, order, begin + lo, begin + hi);
+        Tensor logits = model(b.x);
+        loss = cross_entropy(logits, b.y);
+        if (dp) loss = mul(loss, double(hi - lo) / double(n));
+        sums[0] += loss.item() * double(n);  // the share's part of the batch's loss sum
+        sums[1] += double(count_correct(logits, b.y));
+      }
+      if (dp) dp->backward(loss);
+      else backward(loss);
       optimizer.step();
-      loss_sum += loss.item() * double(b.y.numel());
-      correct += count_correct(logits, b.y);
+      seen += n;
     }
+    if (dp) nn::dist::allreduce_sum(sums, 2, "fashion_mlp: epoch totals");
     test_acc = evaluate(model, test_x, test.labels);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    fmt::print("epoch {:3d}/{}  train_loss {:.4f}  train_acc {:.4f}  test_acc {:.4f}  {:.1f}s\n",
-               epoch, opt.epochs, loss_sum / double(N), double(correct) / double(N), test_acc,
-               seconds);
+    if (lead)
+      fmt::print("epoch {:3d}/{}  train_loss {:.4f}  train_acc {:.4f}  test_acc {:.4f}  {:.1f}s\n",
+                 epoch, opt.epochs, sums[0] / double(seen), sums[1] / double(seen), test_acc, seconds);
     std::fflush(stdout);
+    if (opt.max_steps > 0 && step == opt.max_steps) break;
   }
+  if (!lead) return 0;
   fmt::print("test_acc={:.4f}\n", test_acc);
 
   std::filesystem::create_directories(opt.out);
@@ -166,5 +211,18 @@ int main(int argc, char** argv) {
   app.add_option("--data", opt.data, "directory with the (gzipped) IDX files")->capture_default_str();
   app.add_option("--batch", opt.batch, "minibatch size")->capture_default_str();
   app.add_option("--lr", opt.lr, "Adam learning rate")->capture_default_str();
-  return engram::apps::parse_and_run(app, argc, argv, [&] { return run(opt); });
+  app.add_option("--max-steps", opt.max_steps, "stop after N steps (0 = run every epoch out)")->capture_default_str();
+  app.add_option("--dtype", opt.dtype, "f32, or f64 for exact comparisons")->capture_default_str();
+  app.add_flag("--distributed", opt.distributed, "data-parallel over the ranks of mpirun -np N "
+               "(--batch is the global batch)");
+  return engram::apps::parse_and_run(app, argc, argv, [&] {
+    if (opt.distributed) nn::dist::init();
+    try {
+      return run(opt);
+    } catch (const std::exception& e) {  // one rank's error would leave the others waiting
+      if (nn::dist::size() <= 1) throw;
+      std::fprintf(stderr, "error: rank %d of %d: %s\n", nn::dist::rank(), nn::dist::size(), e.what());
+      nn::dist::abort_all(2);
+    }
+  });
 }
