@@ -259,5 +259,5 @@ fuzz-ci:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(TESTING_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(APP_DIRS:apps/%=$(BUILD)/app-objs/%/main.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d)
+-include $(LIB_OBJS:.o=.d) $(TESTING_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(APP_DIRS:apps/%=$(BUILD)/app-objs/%/main.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d) $(BUILD)/tests/mpi/test_mpi.d
 -include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d)

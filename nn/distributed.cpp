@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <unordered_map>
 
+#include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "core/backend.h"
 
@@ -187,6 +188,26 @@ std::vector<std::string> allgather_string(const std::string& mine, const char* w
 #endif
 }
 
+Tensor allgather_cat(const Tensor& mine, int64_t dim, const char* what) {
+  if (g_size == 1) return mine;
+  NoGradGuard no_grad;
+  Tensor c = contiguous(detach(mine));
+  const size_t elem = dtype_size(c.dtype());
+  const std::string bytes(static_cast<const char*>(c.raw_data()), size_t(c.numel()) * elem);
+  int64_t slice = 1;  // elements per index along dim
+  for (int64_t d = 0; d < c.dim(); ++d)
+    if (d != dim) slice *= c.size(d);
+  std::vector<Tensor> parts;
+  for (const std::string& b : allgather_string(bytes, what)) {
+    Shape shape = c.shape();
+    shape[size_t(dim)] = slice > 0 ? int64_t(b.size() / elem) / slice : 0;
+    Tensor part = empty(shape, c.dtype());
+    if (!b.empty()) std::memcpy(part.raw_data(), b.data(), b.size());
+    parts.push_back(part);
+  }
+  return cat(parts, dim);
+}
+
 void barrier(const char* what) {
   if (g_size == 1) return;
 #if ENGRAM_MPI
@@ -226,6 +247,11 @@ Shard shard_rows(int64_t global_rows, const std::string& what) {
                "multiple of {}", what, global_rows, g_size, g_size);
   const int64_t per = global_rows / g_size;
   return {per * g_rank, per};
+}
+
+Shard rows_of(int64_t n) {
+  const int64_t lo = n * g_rank / g_size, hi = n * (g_rank + 1) / g_size;
+  return {lo, hi - lo};
 }
 
 // ------------------------------------------------------------------------------- DataParallel
@@ -268,9 +294,28 @@ void broadcast_tensor(const Tensor& t, const char* what) {
 
 }  // namespace
 
+namespace {
+NamedTensors parameters_and_buffers(const Module& module) {
+  NamedTensors all = module.named_parameters();
+  for (auto& b : module.named_buffers()) all.push_back(b);
+  return all;
+}
+NamedTensors numbered(const std::vector<Tensor>& params) {
+  NamedTensors all;
+  for (size_t i = 0; i < params.size(); ++i) all.emplace_back(fmt::format("param.{}", i), params[i]);
+  return all;
+}
+}  // namespace
+
 DataParallel::DataParallel(Module& module, DataParallelOptions opt)
-    : module_(module), params_(module.parameters()) {
-  broadcast_state(module);
+    : DataParallel(parameters_and_buffers(module), module.parameters(), opt) {}
+
+DataParallel::DataParallel(std::vector<Tensor> params, DataParallelOptions opt)
+    : DataParallel(numbered(params), params, opt) {}
+
+DataParallel::DataParallel(const NamedTensors& state, std::vector<Tensor> params, DataParallelOptions opt)
+    : params_(std::move(params)) {
+  broadcast_state(state);
   // Buckets in reverse registration order (the last layers' gradients are ready first), each
   // of one dtype and about opt.bucket_bytes.
   for (int64_t i = int64_t(params_.size()) - 1; i >= 0; --i) {
@@ -286,10 +331,8 @@ DataParallel::DataParallel(Module& module, DataParallelOptions opt)
   }
 }
 
-void DataParallel::broadcast_state(Module& module) {
+void DataParallel::broadcast_state(const NamedTensors& all) {
   if (g_size == 1) return;
-  NamedTensors all = module.named_parameters();
-  for (auto& b : module.named_buffers()) all.push_back(b);
   const std::string mine = state_signature(all);
   const std::string lead = broadcast_string(mine, "DataParallel: parameter signature");
   check_all(mine == lead, "DataParallel: the ranks' models differ: " + first_difference(lead, mine),

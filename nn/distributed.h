@@ -56,6 +56,9 @@ double allreduce_sum(double value, const char* what);
 std::string broadcast_string(const std::string& lead_value, const char* what);  // rank 0's string
 std::vector<std::string> allgather_string(const std::string& mine, const char* what);
 void barrier(const char* what);
+// Every rank's `mine` concatenated along `dim` in rank order (the other dims equal on every rank;
+// the sizes along `dim` may differ, zero included): the whole batch's rows from each rank's.
+Tensor allgather_cat(const Tensor& mine, int64_t dim, const char* what);
 
 // Every rank calls it with its own verdict; when any rank's `ok` is false, every rank throws one
 // engram::Error naming the first failing rank and its message, so no rank is left waiting.
@@ -82,6 +85,9 @@ struct Shard {
   int64_t begin = 0, count = 0;
 };
 Shard shard_rows(int64_t global_rows, const std::string& what);
+// This rank's rows of n when they need not split evenly (a short last batch): rows
+// [n*r/N, n*(r+1)/N), so a rank may have none.
+Shard rows_of(int64_t n);
 
 struct DataParallelOptions {
   int64_t bucket_bytes = 25 << 20;  // PyTorch DDP's default bucket_cap_mb = 25
@@ -91,6 +97,8 @@ class DataParallel {
  public:
   // `module`'s parameters (and buffers) are made equal to rank 0's.
   explicit DataParallel(Module& module, DataParallelOptions opt = {});
+  // The same for parameters that are not in a Module (named param.0, param.1, ...).
+  explicit DataParallel(std::vector<Tensor> params, DataParallelOptions opt = {});
   // backward(loss) and the gradient all-reduce (sum) in buckets; afterwards every parameter's
   // .grad is the sum over ranks (defined wherever it was defined on some rank). An undefined
   // loss (a rank with no rows in this batch) contributes nothing but takes part.
@@ -106,8 +114,8 @@ class DataParallel {
     int64_t elements = 0;         // gradient elements, then one defined-flag per parameter
     DType dtype = DType::f32;
   };
-  void broadcast_state(Module& module);
-  Module& module_;
+  DataParallel(const NamedTensors& state, std::vector<Tensor> params, DataParallelOptions opt);
+  static void broadcast_state(const NamedTensors& state);
   std::vector<Tensor> params_;
   std::vector<Bucket> buckets_;
   int64_t gradient_bytes_ = 0;

@@ -18,6 +18,9 @@
 // Morton et al. 2013. Semantic associations (semantic.source): category labels when the data has
 // them, else LSA over Debian's fortunes corpus (memory/cmr/semantic.h).
 // Ends with one `final: key=value ...` line; outputs go to run.out.
+// --distributed under mpirun -np N: the fit's likelihood is split over the ranks by list (each
+// rank's gradient summed, nn/distributed.h), the rest runs on every rank alike; rank 0 prints and
+// writes.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -171,7 +174,7 @@ std::map<std::string, double> plot_all(const Config& cfg, const Measures& obs, c
       p.series.push_back({sim_name, s->mean});
       gaps[file] = largest_gap(o.mean, s->mean);
     }
-    std::string note = cfg.get_bool("run.plots") ? write_curve_plot(dir, p) : "";
+    std::string note = cfg.get_bool("run.plots") && nn::dist::is_lead() ? write_curve_plot(dir, p) : "";
     if (!note.empty()) fmt::print("plot: {}\n", note);
   };
   one("spc", "Serial position curve", "serial position", "recall probability", obs.spc,
@@ -217,8 +220,12 @@ int run(Config& cfg) {
   cmr::CMRParams model = model_params(cfg);  // validates model.* before any work
   cmr::FreeRecallData data = load(cfg);
   ENGRAM_CHECK(!data.lists.empty(), "{}: no lists", data.source);
-  fs::create_directories(dir);
-  std::ofstream(fs::path(dir) / "config.yaml") << cfg.to_yaml();
+  const bool lead = nn::dist::is_lead();
+  if (!lead && !std::freopen("/dev/null", "w", stdout)) ENGRAM_FAIL("rank {}: cannot silence stdout", nn::dist::rank());
+  if (lead) {
+    fs::create_directories(dir);
+    std::ofstream(fs::path(dir) / "config.yaml") << cfg.to_yaml();
+  }
   fmt::print("cmr_free_recall: {} | {} subjects, {} lists of {} items{}\n", data.source,
              subject_count(data), data.lists.size(), data.list_length,
              data.has_categories() ? fmt::format(", categories: {}", fmt::join(data.category_names, " "))
@@ -271,7 +278,7 @@ int run(Config& cfg) {
     for (auto& [k, v] : gaps) final_line += fmt::format(" {}_gap={:.3f}", k, v);
     out["simulated_params"] = params_json(simulated);
     out["largest_gap"] = gaps;
-    std::ofstream(fs::path(dir) / "params.json") << out.dump(2) << "\n";
+    if (lead) std::ofstream(fs::path(dir) / "params.json") << out.dump(2) << "\n";
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("{} seconds={:.1f}\n", final_line, secs);
@@ -288,10 +295,12 @@ int main(int argc, char** argv) {
   options.shortcut("--seed", "run.seed", "seed of restarts and simulations");
   options.shortcut("--out", "run.out", "run directory");
   options.shortcut("--steps", "fit.steps", "Adam steps per restart");
+  bool distributed = false;
+  app.add_flag("--distributed", distributed, "split the fit's lists over the ranks of mpirun -np N");
   return parse_and_run(app, argc, argv, [&] {
     if (options.help_printed(*schema())) return 0;
     Config cfg(schema());
     options.apply(cfg);
-    return run(cfg);
+    return run_maybe_distributed(distributed, [&] { return run(cfg); });
   });
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "apps/common/config.h"
+#include "nn/distributed.h"
 
 namespace engram::apps {
 
@@ -27,6 +28,20 @@ inline int parse_and_run(CLI::App& app, int argc, char** argv, const std::functi
   } catch (const std::exception& e) {  // engram::Error, and filesystem errors
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
+  }
+}
+
+// run() as one rank of a data-parallel job when `distributed` (--distributed under mpirun,
+// nn/distributed.h): MPI starts first, and an error on this rank is printed with the rank's
+// number and ends the whole job (the other ranks would otherwise wait in their next collective).
+inline int run_maybe_distributed(bool distributed, const std::function<int()>& run) {
+  if (distributed) nn::dist::init();
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    if (nn::dist::size() <= 1) throw;
+    std::fprintf(stderr, "error: rank %d of %d: %s\n", nn::dist::rank(), nn::dist::size(), e.what());
+    nn::dist::abort_all(2);
   }
 }
 

@@ -1,5 +1,13 @@
 // apps/common/epinet_train.cpp — see epinet_train.h; the methods and scenarios are described in
 // apps/epinet_split/README.md.
+//
+// Data parallel (--distributed, nn/distributed.h): every rank keeps the whole run's bookkeeping —
+// the batch order, the replay buffer, the generator and the episodic memory — identical, and runs
+// forward and backward on its own rows of each batch (and of each replay batch), its loss its
+// share of the batch mean; the gradients are summed across ranks. The latents and per-sample
+// losses of every rank's rows are gathered before memorize(), so every rank writes the whole
+// batch into its memory exactly as one process would. Testing is split across ranks and reduced;
+// rank 0 prints and writes the run directory.
 #include "apps/common/epinet_train.h"
 
 #include <chrono>
@@ -15,6 +23,7 @@
 #include "autograd/ops.h"
 #include "memory/epinet/model.h"
 #include "nn/checkpoint.h"
+#include "nn/distributed.h"
 #include "nn/optim.h"
 
 namespace engram::apps {
@@ -81,14 +90,15 @@ Tensor images_of(const ImageDataset& batch) {
 double evaluate(epinet::EpiNetModel& model, const ImageDataset& test, const std::vector<int64_t>& idx,
                 const Tensor& mask) {
   NoGradGuard ng;
-  int64_t correct = 0;
-  for (size_t b = 0; b < idx.size(); b += 500) {
-    std::vector<int64_t> part(idx.begin() + b, idx.begin() + std::min(idx.size(), b + 500));
+  const nn::dist::Shard mine = nn::dist::rows_of(int64_t(idx.size()));  // all of it without ranks
+  double correct = 0;
+  for (int64_t b = mine.begin; b < mine.begin + mine.count; b += 500) {
+    std::vector<int64_t> part(idx.begin() + b, idx.begin() + std::min(mine.begin + mine.count, b + 500));
     ImageDataset batch = gather(test, part);
     Tensor logits = model.forward(images_of(batch)).logits;
-    correct += count_correct(logits, batch.labels, mask.defined() ? &mask : nullptr);
+    correct += double(count_correct(logits, batch.labels, mask.defined() ? &mask : nullptr));
   }
-  return double(correct) / double(idx.size());
+  return nn::dist::allreduce_sum(correct, "epinet_split: test accuracy") / double(idx.size());
 }
 
 // The IDX files decoded once per process (a resumed run in the same process, as in the tests,
@@ -124,8 +134,24 @@ nn::Metadata progress_metadata(const Config& cfg, int64_t next_task, int64_t ste
 
 std::shared_ptr<const Schema> epinet_split_schema() { return make_schema(); }
 
+namespace {
+// Rows [s.begin, s.begin + s.count) of a batch.
+ImageDataset rows(const ImageDataset& batch, nn::dist::Shard s) {
+  ImageDataset r;
+  r.images = contiguous(raw::narrow(batch.images, 0, s.begin, s.count));
+  r.labels = contiguous(raw::narrow(batch.labels, 0, s.begin, s.count));
+  return r;
+}
+std::FILE* quiet_stream() {
+  static std::FILE* null = std::fopen("/dev/null", "w");
+  return null ? null : stderr;
+}
+}  // namespace
+
 EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::FILE* out) {
   auto t0 = std::chrono::steady_clock::now();
+  const bool lead = nn::dist::is_lead();  // rank 0 of a distributed run (or the only one) talks
+  if (!lead) out = quiet_stream();
   const std::string method = cfg.get_string("run.method"), dir = cfg.get_string("run.out");
   const Scenario scenario = parse_scenario(cfg.get_string("run.scenario"), "run.scenario");
   const TaskSplit split = parse_split(cfg.get_string("data.split"), "data.split");
@@ -150,8 +176,15 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
   std::unique_ptr<ReplayBuffer> buffer;
   if (method == "replay")
     buffer = make_replay_buffer(cfg.get_string("replay.buffer"), mcfg.capacity, "replay.buffer");
-  fs::create_directories(dir);
-  std::ofstream(fs::path(dir) / "config.yaml") << cfg.to_yaml();
+  if (nn::dist::size() > 1) {
+    const std::string yaml = cfg.to_yaml(), lead_yaml = nn::dist::broadcast_string(yaml, "config check");
+    nn::dist::check_all(yaml == lead_yaml, "the config differs from rank 0's (every rank must be "
+                        "started with the same arguments and files)", "config check");
+  }
+  if (lead) {
+    fs::create_directories(dir);
+    std::ofstream(fs::path(dir) / "config.yaml") << cfg.to_yaml();
+  }
   fmt::print(out, "epinet_split: {} on {} | split {} ({} tasks), {} | {} train / task, {} parameters, "
              "memory {} traces\n", method, data_dir, split.str(), T, scenario_name(scenario),
              train_idx[0].size(), model.num_parameters(), mcfg.capacity);
@@ -197,6 +230,8 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
     if (buffer) buffer->load_state(nlohmann::json::parse(meta("replay_buffer")).get<std::vector<int64_t>>());
     fmt::print(out, "resumed from {} before task {} (step {})\n", resume, first_phase + 1, step);
   }
+  std::unique_ptr<nn::dist::DataParallel> dp;  // rank 0's parameters on every rank
+  if (nn::dist::size() > 1) dp = std::make_unique<nn::dist::DataParallel>(model);
   for (size_t phase = first_phase; phase < phases.size(); ++phase) {
     const int64_t task = method == "joint" ? T - 1 : (int64_t)phase;
     Tensor mask = method == "joint" ? Tensor() : scenario_mask(scenario, split, task, K);
@@ -208,12 +243,19 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
         std::vector<int64_t> part(order.begin() + b, order.begin() + std::min(order.size(), b + B));
         ImageDataset batch = gather(train, part);
         Tensor x = images_of(batch);
-        epinet::EpiNetOutput out = model.forward(x);
-        Tensor logits = method == "joint" && scenario == Scenario::task_il
-                            ? apply_logit_mask(out.logits, task_mask_for_labels(batch.labels, split, K))
-                            : apply_logit_mask(out.logits, mask);
-        Tensor per_sample = cross_entropy(logits, batch.labels, -100, 0.0, Reduction::none);
-        Tensor loss = mean(per_sample);
+        // this rank's rows (all of them without ranks); its loss is its share of the batch mean
+        const nn::dist::Shard mine = nn::dist::rows_of(int64_t(part.size()));
+        ImageDataset my_batch = dp ? rows(batch, mine) : batch;
+        Tensor z_mine, per_sample, loss;
+        if (mine.count > 0) {
+          epinet::EpiNetOutput fwd = model.forward(dp ? images_of(my_batch) : x);
+          Tensor logits = method == "joint" && scenario == Scenario::task_il
+                              ? apply_logit_mask(fwd.logits, task_mask_for_labels(my_batch.labels, split, K))
+                              : apply_logit_mask(fwd.logits, mask);
+          per_sample = cross_entropy(logits, my_batch.labels, -100, 0.0, Reduction::none);
+          loss = dp ? mul(sum(per_sample), 1.0 / double(part.size())) : mean(per_sample);
+          z_mine = fwd.z;
+        }
         // replay: a batch from the buffer (replay) or from the episodic memory (epinet), each
         // sample masked to its own task under task-IL
         ImageDataset old;
@@ -231,20 +273,38 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
           old.labels = index_select(model.memory.labels(), 0, idx);
         }
         if (old.images.defined()) {
-          Tensor ol = model.forward(images_of(old)).logits;
-          if (scenario == Scenario::task_il) ol = apply_logit_mask(ol, task_mask_for_labels(old.labels, split, K));
-          loss = add(loss, mul(cross_entropy(ol, old.labels), beta));
+          const int64_t n_old = old.labels.numel();
+          const nn::dist::Shard mine_old = nn::dist::rows_of(n_old);
+          if (mine_old.count > 0) {
+            ImageDataset o = dp ? rows(old, mine_old) : old;
+            Tensor ol = model.forward(images_of(o)).logits;
+            if (scenario == Scenario::task_il) ol = apply_logit_mask(ol, task_mask_for_labels(o.labels, split, K));
+            Tensor replay = dp ? mul(cross_entropy(ol, o.labels, -100, 0.0, Reduction::sum), 1.0 / double(n_old))
+                               : cross_entropy(ol, o.labels);
+            replay = mul(replay, beta);
+            loss = loss.defined() ? add(loss, replay) : replay;
+          }
         }
         opt.zero_grad();
-        backward(loss);
+        if (dp) dp->backward(loss);
+        else backward(loss);
         opt.step();
         ++step;
-        const double l = loss.item();
+        const double l = dp ? nn::dist::allreduce_sum(loss.defined() ? loss.item() : 0.0, "epinet_split: loss")
+                            : loss.item();
         losses.push_back(l);
         phase_loss += l, ++phase_steps;
         if (buffer) buffer->add_batch(part, batch.labels.to_vector<int64_t>(), gen);
-        if (method == "epinet" || method == "epinet-recall")
-          model.memorize(x, out.z, batch.labels, model.salience_of(out.z, per_sample));
+        if (method == "epinet" || method == "epinet-recall") {
+          // every rank writes the whole batch: its rows' latents and losses gathered in row order
+          Tensor z = z_mine, losses_per_sample = per_sample;
+          if (dp) {
+            if (!z.defined()) z = zeros({0, mcfg.d}), losses_per_sample = zeros({0});
+            z = nn::dist::allgather_cat(z, 0, "epinet_split: latents to memorize");
+            losses_per_sample = nn::dist::allgather_cat(losses_per_sample, 0, "epinet_split: per-sample losses");
+          }
+          model.memorize(x, z, batch.labels, model.salience_of(z, losses_per_sample));
+        }
         model.memory.tick();
       }
     }
@@ -268,10 +328,12 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
     std::fflush(out);
     // checkpoint: the memory first, then the main file (which names the phase to run next)
     const std::string ckpt = (fs::path(dir) / "checkpoints" / fmt::format("task_{}.safetensors", phase + 1)).string();
-    fs::create_directories(fs::path(dir) / "checkpoints");
-    nn::save_safetensors(ckpt + ".memory", model.memory.state_tensors(), model.memory.state_metadata());
-    nn::save_checkpoint(ckpt, model, {&opt, nullptr, &gen},
-                        progress_metadata(cfg, (int64_t)phase + 1, step, losses, R, buffer.get(), occupancy));
+    if (lead) {  // the other ranks hold the same model, optimizer, generator and memory
+      fs::create_directories(fs::path(dir) / "checkpoints");
+      nn::save_safetensors(ckpt + ".memory", model.memory.state_tensors(), model.memory.state_metadata());
+      nn::save_checkpoint(ckpt, model, {&opt, nullptr, &gen},
+                          progress_metadata(cfg, (int64_t)phase + 1, step, losses, R, buffer.get(), occupancy));
+    }
   }
   const int64_t last = T - 1;
   // joint trains once on everything: only its last row exists, so transfer and forgetting are
@@ -286,9 +348,11 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
   std::vector<std::string> extra = {fmt::format("\"method\": \"{}\"", method),
                                     fmt::format("\"scenario\": \"{}\"", scenario_name(scenario)),
                                     fmt::format("\"seed\": {}", cfg.get_int("run.seed"))};
-  write_accuracy_csv(dir, R);
-  write_accuracy_json(dir, R, "accuracy_matrix", extra);
-  if (cfg.get_bool("run.plots")) {
+  if (lead) {
+    write_accuracy_csv(dir, R);
+    write_accuracy_json(dir, R, "accuracy_matrix", extra);
+  }
+  if (lead && cfg.get_bool("run.plots")) {
     fmt::print(out, "plot: {}\n", write_accuracy_heatmap(dir, R, "accuracy_matrix",
                                                     fmt::format("{} ({})", method, scenario_name(scenario))));
     CurvePlot p{"loss", fmt::format("training loss ({})", method), "step", "loss", {}, {{"loss", losses}}};

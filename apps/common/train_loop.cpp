@@ -20,7 +20,6 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -374,20 +373,10 @@ void TrainingRun::restore_position() {
 // The whole batch's carried state from every rank's streams (ranks > 1: every rank calls it).
 LMState TrainingRun::gather_carry() const {
   if (dist::size() == 1 || carry_batch_dims.empty()) return state;
-  NoGradGuard no_grad;
   LMState whole;
-  for (size_t i = 0; i < state.size(); ++i) {
-    Tensor mine = contiguous(state[i].second);
-    const std::string bytes(static_cast<const char*>(mine.raw_data()),
-                            size_t(mine.numel()) * dtype_size(mine.dtype()));
-    std::vector<Tensor> parts;
-    for (const std::string& b : dist::allgather_string(bytes, "checkpoint: carried state")) {
-      Tensor part = empty(mine.shape(), mine.dtype());
-      std::memcpy(part.raw_data(), b.data(), b.size());
-      parts.push_back(part);
-    }
-    whole.emplace_back(state[i].first, cat(parts, carry_batch_dims[i]));
-  }
+  for (size_t i = 0; i < state.size(); ++i)
+    whole.emplace_back(state[i].first, dist::allgather_cat(state[i].second, carry_batch_dims[i],
+                                                           "checkpoint: carried state"));
   return whole;
 }
 

@@ -32,8 +32,11 @@ int main(int argc, char** argv) {
   options.shortcut("--seed", "run.seed", "seed of initialisation, batches and memory");
   options.shortcut("--out", "run.out", "run directory");
   std::string resume;
+  bool distributed = false;
   app.add_option("--resume", resume, "continue from <run>/checkpoints/task_N.safetensors");
-  return parse_and_run(app, argc, argv, [&] {
+  app.add_flag("--distributed", distributed, "data-parallel over the ranks of mpirun -np N "
+               "(train.batch is the global batch)");
+  return parse_and_run(app, argc, argv, [&] { return run_maybe_distributed(distributed, [&] {
     if (options.help_printed(*epinet_split_schema())) return 0;
     Config cfg(epinet_split_schema());
     // a resumed run starts from the checkpoint's own settings (the run dir may differ)
@@ -45,5 +48,5 @@ int main(int argc, char** argv) {
     options.apply(cfg);
     train_epinet_split(cfg, resume);
     return 0;
-  });
+  }); });
 }

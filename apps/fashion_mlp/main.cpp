@@ -79,12 +79,6 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   return correct;
 }
 
-// This rank's rows [begin, end) of rows [0, n): as even a split over the ranks as n allows.
-std::pair<int64_t, int64_t> my_rows(int64_t n) {
-  const int64_t r = nn::dist::rank(), R = nn::dist::size();
-  return {n * r / R, n * (r + 1) / R};
-}
-
 // Test accuracy; with ranks, each counts its share of the images and the counts are summed.
 double evaluate(nn::Sequential& model, const Tensor& images, const Tensor& labels) {
   NoGradGuard no_grad;
@@ -92,7 +86,8 @@ double evaluate(nn::Sequential& model, const Tensor& images, const Tensor& label
   std::vector<int64_t> order(labels.numel());
   std::iota(order.begin(), order.end(), 0);
   const int64_t N = labels.numel();
-  const auto [lo, hi] = my_rows(N);
+  const nn::dist::Shard mine = nn::dist::rows_of(N);
+  const int64_t lo = mine.begin, hi = mine.begin + mine.count;
   double correct = 0;
   for (int64_t begin = lo; begin < hi; begin += 1000) {
     Batch b = gather_batch(images, labels, order, begin, std::min(hi, begin + 1000));
@@ -162,7 +157,8 @@ int run(const Options& opt) {
     for (int64_t begin = 0; begin < N; begin += opt.batch) {
       if (opt.max_steps > 0 && step == opt.max_steps) break;
       const int64_t end = std::min(N, begin + opt.batch), n = end - begin;
-      const auto [lo, hi] = dp ? my_rows(n) : std::pair<int64_t, int64_t>{0, n};
+      const nn::dist::Shard mine = nn::dist::rows_of(n);  // all n without ranks
+      const int64_t lo = mine.begin, hi = mine.begin + mine.count;
       schedule.apply(optimizer, step++);
       optimizer.zero_grad();
       Tensor loss;  // this rank's share of the batch's mean loss (undefined: no rows here)
@@ -216,13 +212,6 @@ int main(int argc, char** argv) {
   app.add_flag("--distributed", opt.distributed, "data-parallel over the ranks of mpirun -np N "
                "(--batch is the global batch)");
   return engram::apps::parse_and_run(app, argc, argv, [&] {
-    if (opt.distributed) nn::dist::init();
-    try {
-      return run(opt);
-    } catch (const std::exception& e) {  // one rank's error would leave the others waiting
-      if (nn::dist::size() <= 1) throw;
-      std::fprintf(stderr, "error: rank %d of %d: %s\n", nn::dist::rank(), nn::dist::size(), e.what());
-      nn::dist::abort_all(2);
-    }
+    return engram::apps::run_maybe_distributed(opt.distributed, [&] { return run(opt); });
   });
 }

@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include "autograd/ops.h"
+#include "nn/distributed.h"
 #include "nn/optim.h"
 
 namespace engram::cmr {
@@ -48,6 +50,18 @@ CMRParams random_start(Generator& g, const FitOptions& opt) {
   return p;
 }
 
+// Lists [s.begin, s.begin + s.count) of a batch.
+ListBatch list_rows(const ListBatch& b, nn::dist::Shard s) {
+  ENGRAM_CHECK(s.count > 0, "cmr::fit: {} lists are too few for {} ranks", b.B, nn::dist::size());
+  ListBatch r;
+  r.B = s.count, r.L = b.L;
+  if (b.sem.defined()) r.sem = contiguous(raw::narrow(b.sem, 0, s.begin, s.count));
+  r.recalls = contiguous(raw::narrow(b.recalls, 0, s.begin, s.count));
+  r.n_recalls.assign(b.n_recalls.begin() + s.begin, b.n_recalls.begin() + s.begin + s.count);
+  r.sequences.assign(b.sequences.begin() + s.begin, b.sequences.begin() + s.begin + s.count);
+  return r;
+}
+
 }  // namespace
 
 FitResult fit(const ListBatch& batch, const FitOptions& opt,
@@ -61,6 +75,8 @@ FitResult fit(const ListBatch& batch, const FitOptions& opt,
   for (int64_t n : batch.n_recalls) res.recalls += n;
   res.nll = std::numeric_limits<double>::infinity();
   Generator gen(opt.seed);
+  // Data parallel (--distributed): each rank evaluates its share of the lists (all of them alone)
+  const ListBatch mine = nn::dist::size() > 1 ? list_rows(batch, nn::dist::rows_of(batch.B)) : batch;
   for (int64_t r = 0; r < opt.restarts; ++r) {
     CMRParams start = random_start(gen, opt);  // drawn every restart, so seeds line up
     if (r == 0 && opt.start_from_base) start = opt.base;
@@ -68,13 +84,15 @@ FitResult fit(const ListBatch& batch, const FitOptions& opt,
     nn::AdamOptions ao;
     ao.lr = opt.lr;
     nn::Adam adam(raw.all(), ao);
+    std::unique_ptr<nn::dist::DataParallel> dp;
+    if (nn::dist::size() > 1) dp = std::make_unique<nn::dist::DataParallel>(raw.all());
     std::vector<double> trace;
     double best = std::numeric_limits<double>::infinity();
     CMRParams best_params;
     for (int64_t step = 0; step <= opt.steps; ++step) {
       CMRTensors p = constrained(raw, opt);
-      Tensor nll = neg(sum(log_likelihood(p, batch)));
-      double v = nll.item();
+      Tensor nll = neg(sum(log_likelihood(p, mine)));  // this rank's lists' part of the pooled NLL
+      double v = dp ? nn::dist::allreduce_sum(nll.item(), "cmr::fit: nll") : nll.item();
       trace.push_back(v);
       if (v < best) best = v, best_params = p.values(opt.base);
       if (step == opt.steps) {
@@ -82,7 +100,8 @@ FitResult fit(const ListBatch& batch, const FitOptions& opt,
         break;
       }
       adam.zero_grad();
-      backward(nll);
+      if (dp) dp->backward(nll);  // the pooled NLL's gradient: summed over the ranks' lists
+      else backward(nll);
       adam.step();
     }
     res.restart_nll.push_back(best);

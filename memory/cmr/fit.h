@@ -8,7 +8,9 @@
 // so every step stays in the valid range. L_cf is held at 1 (Polyn et al. 2009 fix it too: with
 // T free, scaling L_cf, s and T together leaves the likelihood unchanged). s is held at 0 when
 // there is no semantic matrix. Several restarts from random starting points; the best (lowest)
-// pooled negative log-likelihood wins.
+// pooled negative log-likelihood wins. In a distributed run (nn/distributed.h) each rank
+// evaluates its share of the lists and the NLL's gradient is summed over the ranks, so N ranks
+// take the steps of one process.
 #pragma once
 #include <functional>
 #include <string>

@@ -48,6 +48,32 @@ else
   echo "check_apps: FAILED: fashion_mlp on 2 ranks differs:"; cat "$tmp/fm1.txt" "$tmp/fm2.txt"; fail=1
 fi
 
+# epinet_split: every task's line (accuracies, memory occupancy, evictions) and the final line.
+ep=(--set data.train_per_class=100 --set data.test_per_class=50 --set train.epochs=1 --set run.plots=false
+    --set memory.capacity=300)
+"$BUILD/apps/epinet_split" "${ep[@]}" --out "$tmp/ep1" | grep -E '^(after task|final)' | sed 's/ seconds=.*//' > "$tmp/ep1.txt"
+$MPIRUN -np 2 "$BUILD/apps/epinet_split" --distributed "${ep[@]}" --out "$tmp/ep2" | grep -E '^(after task|final)' | sed 's/ seconds=.*//' > "$tmp/ep2.txt"
+if [ -s "$tmp/ep1.txt" ] && cmp -s "$tmp/ep1.txt" "$tmp/ep2.txt"; then
+  echo "check_apps: epinet_split on 2 ranks = 1 process: $(tail -1 "$tmp/ep2.txt")"
+else
+  echo "check_apps: FAILED: epinet_split on 2 ranks differs:"; diff "$tmp/ep1.txt" "$tmp/ep2.txt" || true; fail=1
+fi
+
+# cmr_free_recall: the fit (lists split over the ranks) and what follows from it.
+cm=(--mode fit --steps 10 --set fit.restarts=1 --set sim.replications=1 --set run.plots=false
+    --data "$(dirname "$0")/../../../shared/data/free-recall/Morton2013.csv")
+if [ -f "${cm[-1]}" ]; then
+  "$BUILD/apps/cmr_free_recall" "${cm[@]}" --out "$tmp/cm1" | grep -E 'restart|^final' | sed 's/ seconds=.*//' > "$tmp/cm1.txt"
+  $MPIRUN -np 2 "$BUILD/apps/cmr_free_recall" --distributed "${cm[@]}" --out "$tmp/cm2" | grep -E 'restart|^final' | sed 's/ seconds=.*//' > "$tmp/cm2.txt"
+  if [ -s "$tmp/cm1.txt" ] && cmp -s "$tmp/cm1.txt" "$tmp/cm2.txt"; then
+    echo "check_apps: cmr_free_recall fit on 2 ranks = 1 process: $(tail -1 "$tmp/cm2.txt" | cut -c1-90)"
+  else
+    echo "check_apps: FAILED: cmr_free_recall on 2 ranks differs:"; diff "$tmp/cm1.txt" "$tmp/cm2.txt" || true; fail=1
+  fi
+else
+  echo "check_apps: cmr_free_recall skipped: ${cm[-1]} not found"
+fi
+
 # Errors: a global batch that does not split, on both ranks, exit code non-zero, no hang.
 if timeout 120 $MPIRUN -np 2 "$BUILD/apps/crsd_tiny" --distributed --steps 2 --set train.batch=15 \
      --out "$tmp/bad" > "$tmp/bad.log" 2>&1; then

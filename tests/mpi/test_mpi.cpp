@@ -11,12 +11,15 @@
 //   crsd_tiny        20 steps of the app's model through the LM trainer, f64 to 1e-12; f32 without
 //                    the episodic buffer to 1e-6 (with it see the case's comment); a 2-rank
 //                    checkpoint resumed on 1 rank, and a 1-rank one on 2, continue the same run
+//   epinet_split     5 tasks with the episodic memory written from both ranks' rows (and with
+//                    replay), f32: the same losses as one process, the same accuracy matrix
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <filesystem>
 
+#include "apps/common/epinet_train.h"
 #include "apps/common/trainer.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
@@ -278,6 +281,32 @@ TEST_CASE("mpi: crsd_tiny resumes a 2-rank checkpoint on 1 rank, and a 1-rank on
   CHECK(d1 <= 1e-12);
   CHECK(d2 <= 1e-12);
   CHECK(max_rel_diff(two.losses, ref.losses) <= 1e-12);
+}
+
+TEST_CASE("mpi: epinet_split, 2 ranks write one episodic memory and train as 1 process") {
+  SharedDir dir;
+  for (const char* method : {"epinet", "replay"}) {
+    CAPTURE(std::string(method));
+    apps::Config cfg(apps::epinet_split_schema());
+    for (const char* s : {"data.train_per_class=100", "data.test_per_class=50", "train.epochs=1",
+                          "run.plots=false", "memory.capacity=300"})  // evictions happen
+      cfg.apply_override(s);
+    cfg.set("run.method", method, "test");
+    cfg.set("run.out", dir.file(fmt::format("ep_{}_two", method)), "test");
+    static std::FILE* quiet = std::tmpfile();
+    apps::EpinetRun two = apps::train_epinet_split(cfg, "", quiet), one;
+    {
+      dist::SoloScope solo;
+      cfg.set("run.out", dir.file(fmt::format("ep_{}_one_rank{}", method, dist::rank())), "test");
+      one = apps::train_epinet_split(cfg, "", quiet);
+    }
+    REQUIRE(two.losses.size() == one.losses.size());
+    const double diff = max_rel_diff(two.losses, one.losses);
+    MESSAGE(fmt::format("epinet_split {}: {} steps, worst relative loss difference {:.2e}, avg_acc "
+                        "{:.4f} vs {:.4f}", method, two.steps, diff, two.summary.avg_acc, one.summary.avg_acc));
+    CHECK(diff <= 1e-5);
+    CHECK(two.summary.avg_acc == one.summary.avg_acc);
+  }
 }
 
 int main(int argc, char** argv) {
