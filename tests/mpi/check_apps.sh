@@ -38,40 +38,31 @@ for app in crsd_tiny memory_lm memnet; do
   fi
 done
 
-# fashion_mlp: its epoch line and test accuracy, 30 steps of batch 100 in f64.
-fm=(--max-steps 30 --dtype f64 --batch 100)
-"$BUILD/apps/fashion_mlp" "${fm[@]}" --out "$tmp/fm1" | grep -E '^(epoch|test_acc)' | sed 's/ *[0-9.]*s$//' > "$tmp/fm1.txt"
-$MPIRUN -np 2 "$BUILD/apps/fashion_mlp" --distributed "${fm[@]}" --out "$tmp/fm2" | grep -E '^(epoch|test_acc)' | sed 's/ *[0-9.]*s$//' > "$tmp/fm2.txt"
-if [ -s "$tmp/fm1.txt" ] && cmp -s "$tmp/fm1.txt" "$tmp/fm2.txt"; then
-  echo "check_apps: fashion_mlp on 2 ranks = 1 process: $(tr '\n' ' ' < "$tmp/fm2.txt")"
-else
-  echo "check_apps: FAILED: fashion_mlp on 2 ranks differs:"; cat "$tmp/fm1.txt" "$tmp/fm2.txt"; fail=1
-fi
-
-# epinet_split: every task's line (accuracies, memory occupancy, evictions) and the final line.
-ep=(--set data.train_per_class=100 --set data.test_per_class=50 --set train.epochs=1 --set run.plots=false
-    --set memory.capacity=300)
-"$BUILD/apps/epinet_split" "${ep[@]}" --out "$tmp/ep1" | grep -E '^(after task|final)' | sed 's/ seconds=.*//' > "$tmp/ep1.txt"
-$MPIRUN -np 2 "$BUILD/apps/epinet_split" --distributed "${ep[@]}" --out "$tmp/ep2" | grep -E '^(after task|final)' | sed 's/ seconds=.*//' > "$tmp/ep2.txt"
-if [ -s "$tmp/ep1.txt" ] && cmp -s "$tmp/ep1.txt" "$tmp/ep2.txt"; then
-  echo "check_apps: epinet_split on 2 ranks = 1 process: $(tail -1 "$tmp/ep2.txt")"
-else
-  echo "check_apps: FAILED: epinet_split on 2 ranks differs:"; diff "$tmp/ep1.txt" "$tmp/ep2.txt" || true; fail=1
-fi
-
-# cmr_free_recall: the fit (lists split over the ranks) and what follows from it.
-cm=(--mode fit --steps 10 --set fit.restarts=1 --set sim.replications=1 --set run.plots=false
-    --data "$(dirname "$0")/../../../shared/data/free-recall/Morton2013.csv")
-if [ -f "${cm[-1]}" ]; then
-  "$BUILD/apps/cmr_free_recall" "${cm[@]}" --out "$tmp/cm1" | grep -E 'restart|^final' | sed 's/ seconds=.*//' > "$tmp/cm1.txt"
-  $MPIRUN -np 2 "$BUILD/apps/cmr_free_recall" --distributed "${cm[@]}" --out "$tmp/cm2" | grep -E 'restart|^final' | sed 's/ seconds=.*//' > "$tmp/cm2.txt"
-  if [ -s "$tmp/cm1.txt" ] && cmp -s "$tmp/cm1.txt" "$tmp/cm2.txt"; then
-    echo "check_apps: cmr_free_recall fit on 2 ranks = 1 process: $(tail -1 "$tmp/cm2.txt" | cut -c1-90)"
+# same_lines APP 'GREP' 'SED' ARGS...: the app's lines that GREP selects (SED strips the timings)
+# are identical from one process and from 2 ranks.
+same_lines() {
+  local app=$1 pick=$2 strip=$3
+  shift 3
+  "$BUILD/apps/$app" "$@" --out "$tmp/${app}_1" | grep -E "$pick" | sed "$strip" > "$tmp/${app}_1.txt"
+  $MPIRUN -np 2 "$BUILD/apps/$app" --distributed "$@" --out "$tmp/${app}_2" | grep -E "$pick" | sed "$strip" > "$tmp/${app}_2.txt"
+  if [ -s "$tmp/${app}_1.txt" ] && cmp -s "$tmp/${app}_1.txt" "$tmp/${app}_2.txt"; then
+    echo "check_apps: $app on 2 ranks = 1 process: $(tail -1 "$tmp/${app}_2.txt" | cut -c1-100)"
   else
-    echo "check_apps: FAILED: cmr_free_recall on 2 ranks differs:"; diff "$tmp/cm1.txt" "$tmp/cm2.txt" || true; fail=1
+    echo "check_apps: FAILED: $app on 2 ranks differs:"; diff "$tmp/${app}_1.txt" "$tmp/${app}_2.txt" || true; fail=1
   fi
+}
+# fashion_mlp: its epoch line and test accuracy, 30 steps of batch 100 in f64.
+same_lines fashion_mlp '^(epoch|test_acc)' 's/ *[0-9.]*s$//' --max-steps 30 --dtype f64 --batch 100
+# epinet_split: every task's line (accuracies, memory occupancy, evictions) and the final line.
+same_lines epinet_split '^(after task|final)' 's/ seconds=.*//' --set data.train_per_class=100 \
+  --set data.test_per_class=50 --set train.epochs=1 --set run.plots=false --set memory.capacity=300
+# cmr_free_recall: the fit (lists split over the ranks) and what follows from it.
+morton="$(dirname "$0")/../../../shared/data/free-recall/Morton2013.csv"
+if [ -f "$morton" ]; then
+  same_lines cmr_free_recall 'restart|^final' 's/ seconds=.*//' --mode fit --steps 10 \
+    --set fit.restarts=1 --set sim.replications=1 --set run.plots=false --data "$morton"
 else
-  echo "check_apps: cmr_free_recall skipped: ${cm[-1]} not found"
+  echo "check_apps: cmr_free_recall skipped: $morton not found"
 fi
 
 # Errors: a global batch that does not split, on both ranks, exit code non-zero, no hang.
