@@ -11,12 +11,30 @@
 // blocks, engram then torch, so both see the same machine. Output, one line per workload:
 //
 //   workload=mlp engram_ms=<median> torch_ms=<median> ratio=<torch/engram> threads=<n> [gflop=<per step>]
+//       engram_peak_mb=<MiB> torch_peak_mb=<MiB> mem_ratio=<torch/engram>     (all on one line)
 //
 // ratio > 1 means engram is faster. gflop (dense workloads only) is the matmul/conv work of one
 // step; with `--peak`'s sgemm figure it gives the fraction of the machine's peak each side reaches.
-// Two "# ..." lines come first: the torch side (version and threads, or why it is missing) and
-// the run's settings with the load average and OMP_WAIT_POLICY, the two things besides the code
-// that move the figures most. Without PyTorch (or with --no-torch) the torch fields are NA.
+// Two "# ..." lines come first: the torch side (version, threads and hwm_reset, or why it is
+// missing) and the run's settings with the load average and OMP_WAIT_POLICY, the two things
+// besides the code that move the figures most, and engram's hwm_reset. Without PyTorch (or with
+// --no-torch) the torch fields are NA.
+//
+// Peak memory, measured the same way in both processes (Linux's /proc/self/status): just before a
+// workload's model, optimizer and batch are built, read VmRSS (the baseline) and write "5" to
+// /proc/self/clear_refs, which restarts the peak resident set VmHWM from the current RSS; after
+// the warm-up and timed steps read VmHWM. peak_mb = (VmHWM - baseline) / 2^20 is the extra
+// resident memory the workload needed at its worst moment: model, optimizer state, batch,
+// activations and whatever the allocator kept. Subtracting the baseline keeps the torch process's
+// few hundred MB of shared libraries (and engram's code) out of it. The torch side frees the
+// previous workload and runs gc.collect() before its baseline; engram frees it by scope. Both
+// sides also count the transfer of the weights (engram writes the safetensors file, torch reads
+// it). mem_ratio > 1 means engram needed less (NA where either side grew by under 1 MiB). The
+// baseline holds the heap that earlier workloads freed but the allocator kept, and a workload
+// that reuses it does not grow, so for figures that do not depend on the order run one
+// --workload per process. hwm_reset=no in a header line means clear_refs could not be written:
+// that side's VmHWM is then its peak since the process started, so its peak_mb is an upper bound
+// (and NA where /proc/self/status cannot be read at all).
 // docs/benchmarks.md has the workloads, the method, results and where engram's time goes.
 //
 //   --check  runs two training steps on each side instead of timing, and prints both sides' loss
@@ -141,6 +159,34 @@ std::string load_average() {
   return n == 1 ? std::string(buf) : "?";
 }
 
+// ---------------------------------------------------------------- peak memory
+// A "VmRSS:   1234 kB" style field of /proc/self/status, in bytes; nullopt where there is none
+// (not Linux).
+std::optional<double> status_bytes(const std::string& field) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return std::nullopt;
+  std::optional<double> out;
+  char line[256];
+  while (!out && std::fgets(line, sizeof line, f)) {
+    long long kb = 0;
+    if (std::string(line).rfind(field + ":", 0) == 0 &&
+        std::sscanf(line + field.size() + 1, "%lld", &kb) == 1)
+      out = double(kb) * 1024.0;
+  }
+  std::fclose(f);
+  return out;
+}
+
+// Restarts VmHWM from the current RSS (Linux >= 4.0); false where clear_refs cannot be written.
+bool reset_peak_rss() {
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool ok = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && ok;  // the kernel reports a refused write at the flush
+}
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
 // ---------------------------------------------------------------- locating the PyTorch side
 std::string find_python(const Options& o) {
   if (!o.python.empty()) return o.python;
@@ -189,12 +235,14 @@ bool check_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer& 
   return ok;
 }
 
+// `baseline` is engram's VmRSS before the workload was built (nullopt: not measurable).
 void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* torch,
-                   const Options& o, int threads) {
+                   const Options& o, int threads, std::optional<double> baseline) {
   for (int64_t i = 0; i < o.warmup; ++i) train_step(w, opt);
-  if (torch && o.warmup > 0) torch->request(fmt::format("time {}", o.warmup), "times");
+  if (torch && o.warmup > 0) torch->time(o.warmup);
 
   std::vector<double> ours, theirs;
+  double torch_peak_bytes = 0;  // from the last 'time' reply: the torch side's peak so far
   const int64_t block = std::max<int64_t>(1, (o.steps + kAlternations - 1) / kAlternations);
   for (int64_t done = 0; done < o.steps; done += block) {
     const int64_t n = std::min(block, o.steps - done);
@@ -204,10 +252,13 @@ void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* t
       ours.push_back(milliseconds_since(start));
     }
     if (torch) {
-      std::vector<double> t = torch->request_numbers(fmt::format("time {}", n), "times");
-      theirs.insert(theirs.end(), t.begin(), t.end());
+      bench::TorchServer::Timing t = torch->time(n);
+      theirs.insert(theirs.end(), t.ms.begin(), t.ms.end());
+      torch_peak_bytes = t.peak_bytes;
     }
   }
+  // Read right after the last step, before anything here allocates, so the peak is the workload's.
+  std::optional<double> hwm = status_bytes("VmHWM");
   const double engram_ms = median(ours);
   std::string torch_ms = "NA", ratio = "NA";
   if (torch) {
@@ -216,8 +267,18 @@ void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* t
     ratio = fmt::format("{:.2f}", t / engram_ms);
   }
   std::string extra = w.flop_per_step > 0 ? fmt::format(" gflop={:.3f}", w.flop_per_step / 1e9) : "";
-  fmt::print("workload={} engram_ms={:.3f} torch_ms={} ratio={} threads={}{}\n", w.name, engram_ms,
-             torch_ms, ratio, threads, extra);
+  std::string engram_peak = "NA", torch_peak = "NA", mem_ratio = "NA";
+  if (hwm && baseline) engram_peak = fmt::format("{:.1f}", (*hwm - *baseline) / kMiB);
+  if (torch) torch_peak = fmt::format("{:.1f}", torch_peak_bytes / kMiB);
+  // No ratio when either side grew by less than 1 MiB: a workload that fits in heap pages the one
+  // before it freed (the allocator keeps them resident) grows by ~0, and the kernel's RSS counters
+  // are only synced in batches, so such growths are noise (even -0.1 MiB) and a ratio of them
+  // says nothing.
+  if (hwm && baseline && torch && *hwm - *baseline >= kMiB && torch_peak_bytes >= kMiB)
+    mem_ratio = fmt::format("{:.2f}", torch_peak_bytes / (*hwm - *baseline));
+  fmt::print("workload={} engram_ms={:.3f} torch_ms={} ratio={} threads={}{} engram_peak_mb={} "
+             "torch_peak_mb={} mem_ratio={}\n",
+             w.name, engram_ms, torch_ms, ratio, threads, extra, engram_peak, torch_peak, mem_ratio);
 }
 
 int run(const Options& o) {
@@ -258,13 +319,21 @@ int run(const Options& o) {
   // What makes timings move besides the code: the machine's load, and whether OpenMP threads spin
   // (the default) or sleep while they wait (OMP_WAIT_POLICY=passive; both sides inherit it).
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
-  fmt::print("# engram threads={} steps={} warmup={} seed={} loadavg={} OMP_WAIT_POLICY={}\n", threads,
-             o.steps, o.warmup, o.seed, load_average(), wait_policy ? wait_policy : "(unset)");
+  // Whether VmHWM can be reset here: without it every workload's peak_mb is measured from the
+  // process's peak so far (an upper bound), and the reader must know.
+  const bool hwm_reset = reset_peak_rss();
+  fmt::print("# engram threads={} steps={} warmup={} seed={} loadavg={} OMP_WAIT_POLICY={} "
+             "hwm_reset={}\n",
+             threads, o.steps, o.warmup, o.seed, load_average(), wait_policy ? wait_policy : "(unset)",
+             hwm_reset ? "yes" : "no (peak_mb = VmHWM since start - VmRSS before the workload)");
   std::fflush(stdout);
 
   ScratchDir scratch;
   bool all_agree = true;
   for (const std::string& name : names) {
+    // The memory baseline: the previous workload was freed at the end of the last iteration.
+    const std::optional<double> baseline = status_bytes("VmRSS");
+    reset_peak_rss();
     bench::Workload w = bench::make_workload(name, o.seed);
     nn::Adam opt(w.model->parameters());  // lr 1e-3, betas (0.9, 0.999), eps 1e-8: torch's defaults
     if (torch) {
@@ -273,7 +342,7 @@ int run(const Options& o) {
       torch->request(fmt::format("setup {} {}", name, path), "ok");
     }
     if (o.check) all_agree &= check_workload(w, opt, *torch);
-    else time_workload(w, opt, torch.get(), o, threads);
+    else time_workload(w, opt, torch.get(), o, threads, baseline);
     std::fflush(stdout);
   }
   return all_agree ? 0 : 1;

@@ -11,11 +11,24 @@ name is an error, and --check compares the two sides' losses on the same weights
 
 Protocol (`--serve`): one command per line on stdin, one reply per line on stdout.
 
-    (start-up)                  ready torch=<version> threads=<n>  |  error <why>
+    (start-up)                  ready torch=<version> threads=<n> hwm_reset=<yes|no>  |  error <why>
     setup <workload> <file>     ok                                 |  error <why>
     losses <n>                  losses <l1> ... <ln>   loss before each of n training steps
-    time <n>                    times <ms1> ... <msn>  wall time of each of n training steps
+    time <n>                    times <ms1> ... <msn> peak_bytes <b>
+                                wall time of each of n training steps, then the peak memory
+                                growth since 'setup' (below)
     quit                        (exits; so does end of input)
+
+hwm_reset says whether /proc/self/clear_refs could be written (see below).
+
+Peak memory, measured as the engram side does (apps/bench/main.cpp): 'setup' frees the previous
+workload, runs gc.collect() (CPython frees cyclic garbage only then, and engram has no such
+deferred garbage), reads VmRSS from /proc/self/status as the baseline and writes "5" to
+/proc/self/clear_refs, which restarts the kernel's peak resident set VmHWM from the current RSS.
+Every 'time' reply then gives peak_bytes = VmHWM - baseline: the extra resident memory this
+workload (its model, optimizer state, batch, activations, allocator caches) has needed so far,
+without the ~hundreds of MB of torch's shared libraries that were resident before. Without the
+reset (hwm_reset=no) VmHWM is the process's peak since start, and the figure can only be larger.
 
 Everything else this process prints goes to stderr, so stdout carries only the protocol.
 
@@ -29,8 +42,10 @@ memnet follows memory/memnet/memnet.h, memory_bank.h, synthesizer.h and apps/com
 (the segment loop, the composite loss) for apps/memnet's default model from an empty memory.
 """
 import argparse
+import gc
 import json
 import math
+import os
 import struct
 import sys
 import time
@@ -762,6 +777,26 @@ def memnet_loss(model, data):
     return loss if aux is None else loss + aux
 
 
+# ---------------------------------------------------------------- peak memory
+def status_bytes(field):
+    """A 'VmRSS:   1234 kB' style field of /proc/self/status, in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise ValueError(f"/proc/self/status has no {field}")
+
+
+def reset_peak_rss():
+    """Restarts VmHWM from the current RSS; False where clear_refs cannot be written."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 # ---------------------------------------------------------------- the workload table
 def lm_loss(model, data):
     logits = model(data["input"])
@@ -776,7 +811,10 @@ def mean_square_loss(model, data):
     return model(data["input"]).square().mean()
 
 
-import torch_ssm  # noqa: E402  crsd_tiny's state-space LMs (apps/bench/torch_ssm.py)
+# crsd_tiny's state-space LMs (apps/bench/torch_ssm.py), found beside this file also when another
+# script imports this one (tests/golden/make_memory_golden.py does)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_ssm  # noqa: E402
 
 WORKLOADS = {  # name: (build(meta) -> module, loss(model, data) -> scalar)
     "mlp": (make_mlp, classifier_loss),
@@ -821,8 +859,10 @@ class Session:
 def serve(threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    reply(f"ready torch={torch.__version__} threads={torch.get_num_threads()}")
+    hwm_reset = "yes" if reset_peak_rss() else "no"
+    reply(f"ready torch={torch.__version__} threads={torch.get_num_threads()} hwm_reset={hwm_reset}")
     session = None
+    baseline = 0  # VmRSS before the current workload was built
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -833,6 +873,9 @@ def serve(threads):
                 return
             if command == "setup":
                 session = None  # free the previous workload first
+                gc.collect()  # and any cycles it left, so the baseline holds none of it
+                baseline = status_bytes("VmRSS")
+                reset_peak_rss()
                 session = Session(args[0], args[1])
                 reply("ok")
             elif command in ("losses", "time"):
@@ -843,8 +886,11 @@ def serve(threads):
                     start = time.perf_counter()
                     loss = session.train_step()
                     values.append(loss if command == "losses" else (time.perf_counter() - start) * 1e3)
-                reply(("losses " if command == "losses" else "times ") +
-                      " ".join(f"{x:.9g}" for x in values))
+                text = " ".join(f"{x:.9g}" for x in values)
+                if command == "losses":
+                    reply("losses " + text)
+                else:
+                    reply(f"times {text} peak_bytes {status_bytes('VmHWM') - baseline}")
             else:
                 raise ValueError(f"unknown command '{command}'")
         except Exception as e:  # noqa: BLE001 — every failure goes back as one protocol line

@@ -4,11 +4,16 @@
 // line at a time (the protocol is documented at the top of torch_ref.py):
 //
 //     bench -> torch                      torch -> bench
-//     (start-up)                          ready torch=<version> threads=<n>   | error <why>
-//     setup <workload> <file>             ok                                  | error <why>
-//     losses <n>                          losses <l1> ... <ln>   (n training steps)
-//     time <n>                            times <ms1> ... <msn>  (n training steps)
-//     quit                                (exits)
+//     (start-up)                 ready torch=<version> threads=<n> hwm_reset=<yes|no> | error <why>
+//     setup <workload> <file>    ok                                                 | error <why>
+//     losses <n>                 losses <l1> ... <ln>                 (n training steps)
+//     time <n>                   times <ms1> ... <msn> peak_bytes <b> (n training steps)
+//     quit                       (exits)
+//
+// peak_bytes is the child's peak resident memory since 'setup' minus its resident memory just
+// before 'setup' built the workload (VmHWM - VmRSS, the method in apps/bench/main.cpp). It rides
+// on the 'time' reply, which the bench sends anyway after the timed steps, so measuring memory
+// adds no round trip; hwm_reset=no says the child could not reset VmHWM (see torch_ref.py).
 //
 // Talking over a pipe lets the bench alternate blocks of engram steps and torch steps in one run,
 // so both see the same machine state. The child gets the same thread settings as engram
@@ -19,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -111,6 +117,30 @@ class TorchServer {
     std::vector<double> out;
     for (const std::string& w : request(command, expect)) out.push_back(std::strtod(w.c_str(), nullptr));
     return out;
+  }
+
+  // `time <n>`: n timed training steps on the torch side, and its peak memory growth so far.
+  struct Timing {
+    std::vector<double> ms;  // one wall time per step
+    double peak_bytes = 0;   // VmHWM - VmRSS before 'setup' built the workload
+  };
+  Timing time(int64_t n) {
+    const std::string command = fmt::format("time {}", n);
+    std::vector<std::string> words = request(command, "times");
+    // The reply is exactly n numbers, the word peak_bytes and one more number; anything else (an
+    // old torch_ref.py, a stray print) is an error that says what was expected, not a silent 0.
+    auto number = [](const std::string& w, double& out) {
+      char* end = nullptr;
+      out = std::strtod(w.c_str(), &end);
+      return !w.empty() && *end == '\0';
+    };
+    Timing t;
+    bool ok = words.size() == size_t(n) + 2 && words[size_t(n)] == "peak_bytes" &&
+              number(words.back(), t.peak_bytes);
+    for (size_t i = 0; ok && i < size_t(n); ++i) ok = number(words[i], t.ms.emplace_back());
+    ENGRAM_CHECK(ok, "torch server: expected 'times <ms1> ... <ms{}> peak_bytes <bytes>' in reply "
+                     "to '{}', got 'times {}'", n, command, fmt::join(words, " "));
+    return t;
   }
 
  private:
