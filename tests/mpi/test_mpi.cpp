@@ -11,6 +11,7 @@
 //   crsd_tiny        20 steps of the app's model through the LM trainer, f64 to 1e-12; f32 without
 //                    the episodic buffer to 1e-6 (with it see the case's comment); a 2-rank
 //                    checkpoint resumed on 1 rank, and a 1-rank one on 2, continue the same run
+//   cmr fit          the pooled likelihood's lists split over the ranks: the same Adam steps, f64
 //   epinet_split     5 tasks with the episodic memory written from both ranks' rows (and with
 //                    replay), f32: the same losses as one process, the same accuracy matrix
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -23,6 +24,7 @@
 #include "apps/common/trainer.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
+#include "memory/cmr/fit.h"
 #include "nn/distributed.h"
 #include "nn/layers.h"
 #include "nn/losses.h"
@@ -307,6 +309,39 @@ TEST_CASE("mpi: epinet_split, 2 ranks write one episodic memory and train as 1 p
     CHECK(diff <= 1e-5);
     CHECK(two.summary.avg_acc == one.summary.avg_acc);
   }
+}
+
+TEST_CASE("mpi: cmr::fit with its lists split over 2 ranks takes the steps of 1 process") {
+  // 9 lists (uneven over 2 ranks) of 6 items, random recalls, a random similarity over 18 items
+  Generator g(4);
+  const int64_t L = 6, P = 18;
+  std::vector<std::vector<double>> sim(P, std::vector<double>(P, 0.0));
+  for (int64_t a = 0; a < P; ++a)
+    for (int64_t b = 0; b < a; ++b) sim[size_t(a)][size_t(b)] = sim[size_t(b)][size_t(a)] = g.uniform();
+  std::vector<cmr::RecallList> lists;
+  for (int64_t l = 0; l < 9; ++l) {
+    cmr::RecallList rl;
+    rl.subject = 1, rl.list = l;
+    for (int64_t i = 0; i < L; ++i) rl.item_ids.push_back((l * L + i) % P);
+    std::vector<int64_t> order{1, 2, 3, 4, 5, 6};
+    for (int64_t i = L - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(g.randint(0, i + 1))]);
+    rl.recalls.assign(order.begin(), order.begin() + 1 + l % 5);
+    lists.push_back(rl);
+  }
+  cmr::ListBatch batch = cmr::make_batch(lists, sim);
+  cmr::FitOptions fo;
+  fo.restarts = 2, fo.steps = 15;
+  cmr::FitResult two = cmr::fit(batch, fo), one;
+  {
+    dist::SoloScope solo;
+    one = cmr::fit(batch, fo);
+  }
+  const double diff = max_rel_diff(two.best_trace, one.best_trace);
+  MESSAGE(fmt::format("cmr fit: {} lists, worst relative NLL difference over {} steps {:.2e}",
+                      batch.B, two.best_trace.size(), diff));
+  CHECK(diff <= 1e-12);
+  CHECK(two.restart_nll.size() == 2);
+  CHECK(std::abs(two.nll - one.nll) <= 1e-12 * std::abs(one.nll));
 }
 
 int main(int argc, char** argv) {
