@@ -2,11 +2,41 @@
 #include "core/backend.h"
 
 #include <cblas.h>
+#include <fcntl.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 namespace engram {
+
+// Passive OpenMP waiting by default. Spinning OpenMP workers steal the cores that OpenBLAS's own
+// thread pool needs: a plain 2-thread crsd_tiny run did 4300 tok/s on an idle 2-core machine
+// against 12200 with OMP_WAIT_POLICY=PASSIVE (docs/benchmarks.md). libgomp reads the variable
+// once, when it is loaded, before any code of ours runs, so setting it later does nothing: a
+// program started without it sets it and executes itself again, the same arguments and process
+// id, before main. OMP_WAIT_POLICY=active (or any value) set by the user is kept as it is.
+__attribute__((constructor)) static void passive_openmp_wait_by_default() {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  // argv from /proc/self/cmdline with plain POSIX reads: C++ streams may not exist yet here
+  int fd = ::open("/proc/self/cmdline", O_RDONLY);
+  if (fd < 0) return;
+  std::string cmdline;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) cmdline.append(buf, size_t(n));
+  ::close(fd);
+  std::vector<char*> argv;
+  for (size_t at = 0; at < cmdline.size(); at = cmdline.find('\0', at) + 1) {
+    argv.push_back(&cmdline[at]);
+    if (cmdline.find('\0', at) == std::string::npos) break;
+  }
+  if (argv.empty()) return;
+  argv.push_back(nullptr);
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv.data());  // returns only on failure: carry on as started
+}
 
 namespace cpu {
 Backend make_cpu_backend();  // core/cpu/cpu_backend.cpp
