@@ -230,6 +230,19 @@ void check_all(bool ok, const std::string& message, const char* what) {
                   verdicts[size_t(r)].substr(1));
 }
 
+void check_same_as_lead(const std::string& value, const std::string& what) {
+  if (g_size == 1) return;
+  const std::string lead = broadcast_string(value, what.c_str());
+  check_all(value == lead, fmt::format("the {} differs from rank 0's (every rank must be started "
+                                       "with the same arguments and files)", what), what.c_str());
+}
+
+std::FILE* lead_output(std::FILE* out) {
+  if (g_rank == 0) return out;
+  static std::FILE* null = std::fopen("/dev/null", "w");
+  return null ? null : stderr;
+}
+
 void abort_all(int code) {
   std::fflush(stdout);
   std::fflush(stderr);
@@ -316,6 +329,7 @@ DataParallel::DataParallel(std::vector<Tensor> params, DataParallelOptions opt)
 DataParallel::DataParallel(const NamedTensors& state, std::vector<Tensor> params, DataParallelOptions opt)
     : params_(std::move(params)) {
   broadcast_state(state);
+  for (size_t i = 0; i < params_.size(); ++i) index_[params_[i].impl()] = i;
   // Buckets in reverse registration order (the last layers' gradients are ready first), each
   // of one dtype and about opt.bucket_bytes.
   for (int64_t i = int64_t(params_.size()) - 1; i >= 0; --i) {
@@ -399,22 +413,19 @@ void DataParallel::backward(const Tensor& loss) {
   using clock = std::chrono::steady_clock;
   // A parameter's gradient is final once the first tape node that reads it has run.
   std::vector<int64_t> first_use(params_.size(), -1);
-  {
-    std::unordered_map<const TensorImpl*, size_t> index;
-    for (size_t i = 0; i < params_.size(); ++i) index[params_[i].impl()] = i;
-    const std::vector<Node>& nodes = tape().nodes;  // (none read when there is no loss)
-    for (int64_t n = int64_t(nodes.size()) - 1; n >= 0; --n)
-      for (const Tensor& in : nodes[size_t(n)].inputs)
-        if (in.defined())
-          if (auto it = index.find(in.impl()); it != index.end()) first_use[it->second] = n;
-  }
+  const std::vector<Node>& nodes = tape().nodes;  // (none read when there is no loss)
+  for (int64_t n = int64_t(nodes.size()) - 1; n >= 0; --n)
+    for (const Tensor& in : nodes[size_t(n)].inputs)
+      if (in.defined())
+        if (auto it = index_.find(in.impl()); it != index_.end()) first_use[it->second] = n;
   // A bucket is complete once every node at index >= ready_at has run: its parameters' earliest
   // first use (a parameter no node reads is complete from the start).
   std::vector<int64_t> ready_at(buckets_.size(), INT64_MAX);
   for (size_t b = 0; b < buckets_.size(); ++b)
     for (int64_t i : buckets_[b].params)
       if (first_use[size_t(i)] >= 0) ready_at[b] = std::min(ready_at[b], first_use[size_t(i)]);
-  std::vector<std::vector<char>> buffers(buckets_.size());
+  std::vector<std::vector<char>>& buffers = buffers_;
+  buffers.resize(buckets_.size());
   std::vector<MPI_Request> requests(buckets_.size(), MPI_REQUEST_NULL);
   size_t launched = 0;  // buckets go out in a fixed order, the same on every rank
   auto launch_ready = [&](int64_t done_from) {

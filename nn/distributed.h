@@ -30,7 +30,9 @@
 // when it was compiled) runs everything in a world of one, and dist::init says so plainly.
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/tensor.h"
@@ -63,6 +65,10 @@ Tensor allgather_cat(const Tensor& mine, int64_t dim, const char* what);
 // Every rank calls it with its own verdict; when any rank's `ok` is false, every rank throws one
 // engram::Error naming the first failing rank and its message, so no rank is left waiting.
 void check_all(bool ok, const std::string& message, const char* what);
+// Every rank holds the same `value` (a config as YAML, say) as rank 0, else an error on every rank.
+void check_same_as_lead(const std::string& value, const std::string& what);
+// Where this rank prints: `out` on rank 0, /dev/null on the others (only rank 0 talks).
+std::FILE* lead_output(std::FILE* out);
 // Ends the whole job (MPI_Abort) after this rank printed its error; exits when not distributed.
 [[noreturn]] void abort_all(int code);
 
@@ -117,7 +123,9 @@ class DataParallel {
   DataParallel(const NamedTensors& state, std::vector<Tensor> params, DataParallelOptions opt);
   static void broadcast_state(const NamedTensors& state);
   std::vector<Tensor> params_;
+  std::unordered_map<const TensorImpl*, size_t> index_;  // parameter -> its place in params_
   std::vector<Bucket> buckets_;
+  std::vector<std::vector<char>> buffers_;  // one flat buffer per bucket, kept between steps
   int64_t gradient_bytes_ = 0;
   double comm_seconds_ = 0;
 };

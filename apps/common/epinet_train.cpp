@@ -142,16 +142,12 @@ ImageDataset rows(const ImageDataset& batch, nn::dist::Shard s) {
   r.labels = contiguous(raw::narrow(batch.labels, 0, s.begin, s.count));
   return r;
 }
-std::FILE* quiet_stream() {
-  static std::FILE* null = std::fopen("/dev/null", "w");
-  return null ? null : stderr;
-}
 }  // namespace
 
 EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::FILE* out) {
   auto t0 = std::chrono::steady_clock::now();
   const bool lead = nn::dist::is_lead();  // rank 0 of a distributed run (or the only one) talks
-  if (!lead) out = quiet_stream();
+  out = nn::dist::lead_output(out);
   const std::string method = cfg.get_string("run.method"), dir = cfg.get_string("run.out");
   const Scenario scenario = parse_scenario(cfg.get_string("run.scenario"), "run.scenario");
   const TaskSplit split = parse_split(cfg.get_string("data.split"), "data.split");
@@ -176,11 +172,7 @@ EpinetRun train_epinet_split(const Config& cfg, const std::string& resume, std::
   std::unique_ptr<ReplayBuffer> buffer;
   if (method == "replay")
     buffer = make_replay_buffer(cfg.get_string("replay.buffer"), mcfg.capacity, "replay.buffer");
-  if (nn::dist::size() > 1) {
-    const std::string yaml = cfg.to_yaml(), lead_yaml = nn::dist::broadcast_string(yaml, "config check");
-    nn::dist::check_all(yaml == lead_yaml, "the config differs from rank 0's (every rank must be "
-                        "started with the same arguments and files)", "config check");
-  }
+  nn::dist::check_same_as_lead(cfg.to_yaml(), "config");  // every rank trains the same run
   if (lead) {
     fs::create_directories(dir);
     std::ofstream(fs::path(dir) / "config.yaml") << cfg.to_yaml();

@@ -42,12 +42,6 @@ namespace dist = nn::dist;
 
 namespace {
 
-// Where ranks other than 0 print: nowhere (only rank 0 talks).
-std::FILE* quiet_stream() {
-  static std::FILE* null = std::fopen("/dev/null", "w");
-  return null ? null : stderr;
-}
-
 struct LMData {
   std::unique_ptr<Tokenizer> tokenizer;
   TokenSplit train, val;
@@ -290,11 +284,7 @@ TrainResult train_language_model(const Config& cfg, const TrainOptions& opt) {
     explicit AnomalyScope(bool on) { set_anomaly_mode(on || before); }
     ~AnomalyScope() { set_anomaly_mode(before); }
   } anomaly(cfg.get_bool("train.anomaly"));
-  if (dist::size() > 1) {  // every rank must train the same run (its config is rank 0's)
-    const std::string mine = cfg.to_yaml(), lead = dist::broadcast_string(mine, "config check");
-    dist::check_all(mine == lead, "the config differs from rank 0's (every rank must be started "
-                    "with the same arguments and files)", "config check");
-  }
+  dist::check_same_as_lead(cfg.to_yaml(), "config");  // every rank trains the same run
   TrainingRun run(cfg, opt, read_resume_checkpoint(cfg, opt.resume));
   run.restore_position();
   run.open_run_dir();
@@ -321,7 +311,7 @@ TrainingRun::TrainingRun(const Config& config, const TrainOptions& options, nn::
       train_cpt(data.train.chars_per_token()), clip(cfg.get_real("train.grad_clip")),
       carry_state(cfg.get_bool("train.carry_state")), rng(uint64_t(cfg.get_int("train.seed"))),
       dir(cfg.get_string("run.out")),
-      progress(steps, cfg.get_int("train.log_every"), lead ? opt.out : quiet_stream()) {
+      progress(steps, cfg.get_int("train.log_every"), dist::lead_output(opt.out)) {
   check_split(train, tok.vocab_size(), cfg.get_real("data.max_pad_share"));
   check_split(val, tok.vocab_size(), cfg.get_real("data.max_pad_share"));
   if (dist::size() > 1) train.set_rows(rows.begin, rows.count), val.set_rows(rows.begin, rows.count);
