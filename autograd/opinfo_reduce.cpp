@@ -79,6 +79,23 @@ void register_reduce_ops(std::vector<OpInfo>& r) {
     return softmax(in[0], p["dim"]); }, dim_samples));
   r.push_back(entry("log_softmax", [](const Inputs& in, const json& p) {
     return log_softmax(in[0], p["dim"]); }, dim_samples));
+  // Attention's fused masked softmax (attention_ops.cpp): the causal, window and prefix rules and
+  // a Tq < Tk band (the registry's strided pass covers non-contiguous scores). A row that sees no
+  // key is NaN (PyTorch), so tests/test_attention_fused.cpp covers it, not the gradcheck.
+  r.push_back(entry("masked_softmax", [](const Inputs& in, const json& p) {
+    return masked_softmax(in[0], p["scale"], p["causal"], p["window"], p["prefix"]); },
+    [](Generator& g) {
+      auto opts = [](double scale, bool causal, int64_t window, int64_t prefix) {
+        return json{{"scale", scale}, {"causal", causal}, {"window", window}, {"prefix", prefix}};
+      };
+      return std::vector<OpSample>{
+          sample("not causal, scale 0.5, [2, 3, 4]", {rn(g, {2, 3, 4})}, opts(0.5, false, 0, 0)),
+          sample("causal [2, 4, 4]", {rn(g, {2, 4, 4})}, opts(0.7, true, 0, 0)),
+          sample("causal Tq 3 < Tk 5, window 2", {rn(g, {3, 5})}, opts(1.0, true, 2, 0)),
+          sample("causal window 2 prefix 2, [2, 3, 7]", {rn(g, {2, 3, 7})}, opts(1.3, true, 2, 2)),
+          sample("causal prefix reaching the band, [4, 6]", {rn(g, {4, 6})}, opts(0.9, true, 3, 3)),
+      };
+    }));
   r.push_back(entry("cumsum", [](const Inputs& in, const json& p) {
     return cumsum(in[0], p["dim"]); }, dim_samples));
   r.push_back(entry("topk", [](const Inputs& in, const json& p) {

@@ -138,6 +138,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen = nullptr);
 
+// ---- attention_ops.cpp ----
+// softmax(scale * x + mask) over the last dim of x [..., Tq, Tk], the mask (causal, with an
+// optional window and prefix: nn/attention.h's rule) computed from indices, never materialised;
+// masked keys get exactly 0, a row seeing no key is NaN. Without causal, a scaled softmax.
+Tensor masked_softmax(const Tensor& x, double scale, bool causal, int64_t window = 0,
+                      int64_t prefix = 0);
+
 // ---- conv.cpp (NCHW) ----
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1,
               int64_t padding = 0, int64_t dilation = 1);

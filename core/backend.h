@@ -29,6 +29,18 @@ enum class UnaryOp : uint8_t {
 enum class BinaryOp : uint8_t { add, sub, mul, div, pow, maximum, minimum, gt, lt, ge, le, eq };
 enum class ReduceOp : uint8_t { sum, max, min };
 
+// Hyper-parameters of one fused optimizer step (nn/optim.cpp computes the scalars in double, as
+// PyTorch's Python code does, and passes them here).
+struct AdamStepArgs {
+  double beta1, beta2, eps, weight_decay, decay;      // decay = 1 - lr * weight_decay (AdamW)
+  double neg_step_size, bias_correction2_sqrt;        // -lr / (1 - beta1^t), sqrt(1 - beta2^t)
+  bool decoupled;                                     // AdamW: decay p; Adam: L2 into the gradient
+};
+struct SgdStepArgs {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, first;  // first: the step that initialises the momentum buffer (buf = d)
+};
+
 struct Backend {
   const char* name = "?";
   // ---- memory and copies ----
@@ -54,6 +66,16 @@ struct Backend {
   void (*cumsum)(Tref x, int64_t dim, bool reverse, Tref out) = nullptr;
   void (*softmax)(Tref x, int64_t dim, bool log, Tref out) = nullptr;
   void (*softmax_backward)(Tref y, Tref dy, int64_t dim, bool log, Tref dx) = nullptr;
+  // Attention's masked softmax along the last dim of x [..., Tq, Tk] (any strides; out
+  // contiguous): out = softmax(scale * x + mask), the mask computed from indices, never stored
+  // (nn/attention.h's rule, shift = Tk - Tq): with causal, query i sees key j iff j < prefix or
+  // (j <= i + shift and (window == 0 or j > i + shift - window)); without causal every key is
+  // seen (window, prefix ignored). Hidden keys get exactly 0; a row with none visible gives NaN
+  // (PyTorch). Its backward is softmax_backward scaled: dx = scale * y * (dy - sum(y * dy)).
+  void (*masked_softmax)(Tref x, double scale, bool causal, int64_t window, int64_t prefix,
+                         Tref out) = nullptr;
+  void (*masked_softmax_backward)(Tref y, Tref dy, double scale, bool causal, int64_t window,
+                                  int64_t prefix, Tref dx) = nullptr;
   void (*topk)(Tref x, int64_t k, int64_t dim, bool largest, Tref values, Tref indices) = nullptr;
 
   // ---- linear algebra ----
@@ -108,6 +130,12 @@ struct Backend {
   void (*linear_scan)(Tref a, Tref b, Tref h0, Tref h) = nullptr;
   // reverse: g_t = dh_t + a_{t+1} * g_{t+1}  (the adjoint of the scan)
   void (*linear_scan_reverse)(Tref a, Tref dh, Tref g) = nullptr;
+
+  // ---- optimizer steps, in place on contiguous tensors of one floating dtype (nn/optim.cpp) ----
+  // cpu_optim.cpp: each statement beside the PyTorch line it follows. vmax (amsgrad) and buf
+  // (SGD momentum) may be undefined.
+  void (*adam_step)(Tref p, Tref g, Tref m, Tref v, Tref vmax, const AdamStepArgs& a) = nullptr;
+  void (*sgd_step)(Tref p, Tref g, Tref buf, const SgdStepArgs& a) = nullptr;
 
   // ---- memory-module kernels (fused ops added by memory/) ----
   // Hebbian scan over [B, T]: H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t.

@@ -21,19 +21,6 @@ Tensor merge_heads(const Tensor& x) {
   return reshape(permute(x, {0, 2, 1, 3}), {B, T, h * d});
 }
 
-// 1 where query i must not see key j (j > i + Tk - Tq, or with a window W, j <= i + Tk - Tq - W,
-// unless j < prefix), as [Tq, Tk] in `like`'s dtype/device.
-Tensor causal_mask(int64_t Tq, int64_t Tk, int64_t window, int64_t prefix, const Tensor& like) {
-  std::vector<double> m(Tq * Tk);
-  for (int64_t i = 0; i < Tq; ++i)
-    for (int64_t j = 0; j < Tk; ++j) {
-      const int64_t diag = i + (Tk - Tq);
-      const bool hidden = j > diag || (window > 0 && j <= diag - window);
-      m[i * Tk + j] = hidden && j >= prefix ? 1.0 : 0.0;
-    }
-  return raw::to_device(from_vector(m, {Tq, Tk}, like.dtype()), like.device());
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- MultiHeadAttention
@@ -81,8 +68,14 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
     };
     q = project(query, 0), k = project(key, 1), v = project(value, 2);
   }
-  // Q is scaled before the product (as PyTorch does): Tq*d multiplies instead of Tq*Tk.
-  Tensor qh = mul(split_heads(q, num_heads), 1.0 / std::sqrt(double(head_dim)));
+  // The 1/sqrt(d) scale and the causal/window/prefix mask are folded into one fused masked
+  // softmax (autograd/attention_ops.cpp: no mask tensor, no masked_fill, masked keys never exp'd).
+  // With an additive bias (ALiBi) the bias must not be scaled, so Q is scaled before the product
+  // instead, as PyTorch does.
+  const double scale = 1.0 / std::sqrt(double(head_dim));
+  const bool scale_in_softmax = !opt.bias.defined();
+  Tensor qh = split_heads(q, num_heads);
+  if (!scale_in_softmax) qh = mul(qh, scale);
   Tensor kh = split_heads(k, num_heads), vh = split_heads(v, num_heads);
   Tensor scores = matmul(qh, transpose(kh, -1, -2));  // [B, h, Tq, Tk]
 
@@ -93,7 +86,6 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
     ENGRAM_CHECK(opt.window >= 0 && opt.prefix >= 0 && opt.prefix <= Tk,
                  "MultiHeadAttention: window {} and prefix {} must be >= 0 (prefix <= Tk {})",
                  opt.window, opt.prefix, Tk);
-    scores = masked_fill(scores, causal_mask(Tq, Tk, opt.window, opt.prefix, scores), -INFINITY);
   }
   ENGRAM_CHECK(opt.causal || (opt.window == 0 && opt.prefix == 0),
                "MultiHeadAttention: window and prefix apply to causal attention only");
@@ -104,7 +96,8 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
                  shape_str(kpm.shape()));
     scores = masked_fill(scores, reshape(kpm, {B, 1, 1, Tk}), -INFINITY);
   }
-  Tensor attn = softmax(scores, -1);
+  Tensor attn = masked_softmax(scores, scale_in_softmax ? scale : 1.0, opt.causal, opt.window,
+                               opt.prefix);
   if (dropout > 0) attn = engram::dropout(attn, dropout, is_training(), gen_);
   Tensor y = out_proj->forward(merge_heads(matmul(attn, vh)));  // [B, Tq, E]
 

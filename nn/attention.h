@@ -21,7 +21,10 @@
 //                      (Titans' persistent memory tokens, arXiv:2501.00663 §3.3).
 //   key_padding_mask:  [B, Tk], nonzero = this key is padding and is ignored (PyTorch's meaning).
 //   bias:              a float tensor added to the scores (PyTorch's float attn_mask), e.g. ALiBi.
-// A query row with every key masked gives NaN, as in PyTorch. Attention dropout (training only)
+// The scale and the causal/window/prefix rule are one fused op, masked_softmax (autograd/ops.h):
+// the mask is computed from indices inside the kernel, hidden keys are never exp'd, and no mask
+// tensor or masked_fill exists forward or backward. A query row with every key masked gives NaN,
+// as in PyTorch. Attention dropout (training only)
 // is applied to A, and the returned weights are those after dropout, as in PyTorch.
 // Returned weights: none (default; cheapest), averaged over heads [B, Tq, Tk] (PyTorch's default
 // need_weights=True, average_attn_weights=True), or per head [B, h, Tq, Tk].

@@ -1,11 +1,11 @@
 // nn/optim.cpp — see optim.h for the update rules.
 //
-// The per-element loops below follow torch.optim 1.13's single-tensor code line by line, in the
-// parameter's own precision (PyTorch casts Python scalars such as 1 - beta1 to the tensor's dtype
-// and computes each in-place op in it), so float64 runs agree with PyTorch to rounding.
+// The per-element loops (core/cpu/cpu_optim.cpp, cuda/cuda_optim.cu, reached through the kernel
+// table so a parameter is updated on its own device) follow torch.optim 1.13's single-tensor code
+// line by line, in the parameter's own precision (PyTorch casts Python scalars such as 1 - beta1
+// to the tensor's dtype and computes each in-place op in it), so float64 runs agree with PyTorch
+// to rounding.
 #include "nn/optim.h"
-
-#include <type_traits>
 
 #include <algorithm>
 #include <cmath>
@@ -14,9 +14,6 @@
 #include "autograd/raw_ops.h"
 
 namespace engram::nn {
-
-// Below this many elements a parameter is updated by one thread (thread start-up costs more).
-static constexpr int64_t kParallelMin = 1 << 15;
 
 const Tensor& ParamState::buffer(const std::string& name) const {
   for (auto& [n, t] : buffers)
@@ -88,10 +85,9 @@ void Optimizer::step() {
       const Tensor& p = group.params[i];
       if (!p.impl()->grad) continue;  // no gradient this iteration: PyTorch skips it too
       Tensor g = p.grad();
-      ENGRAM_CHECK(p.device() == Device::cpu && g.device() == Device::cpu,
-                   "{}: parameter {} of group {} is on {}; the optimizer step runs on CPU only "
-                   "(no fused optimizer kernel for this device yet)",
-                   type_name(), i, gi, device_name(p.device()));
+      ENGRAM_CHECK(g.device() == p.device(),
+                   "{}: parameter {} of group {} is on {} but its gradient is on {}", type_name(),
+                   i, gi, device_name(p.device()), device_name(g.device()));
       ENGRAM_CHECK(p.is_contiguous(), "{}: parameter {} of group {} (shape {}) must be contiguous",
                    type_name(), i, gi, shape_str(p.shape()));
       ENGRAM_CHECK(g.shape() == p.shape() && g.dtype() == p.dtype(),
@@ -198,31 +194,11 @@ std::span<const char* const> SGD::buffer_names(const ParamGroup& group) const {
   return with_momentum;
 }
 
-// buf is null without momentum; `first` marks the step that initialises buf (buf = d).
-template <typename T>
-static void sgd_update(int64_t n, T* p, const T* g, T* buf, bool first, const ParamGroup& hp) {
-  const T wd = T(hp.weight_decay), mom = T(hp.momentum), keep = T(1 - hp.dampening);
-  const T neg_lr = T(-hp.lr);
-  const bool nesterov = hp.nesterov;
-#pragma omp parallel for if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    T d = g[i];
-    if (wd != 0) d = d + wd * p[i];  // d_p.add(param, alpha=weight_decay)
-    if (buf) {
-      buf[i] = first ? d : buf[i] * mom + keep * d;  // buf.mul_(momentum).add_(d_p, alpha=1-damp)
-      d = nesterov ? d + mom * buf[i] : buf[i];
-    }
-    p[i] = p[i] + neg_lr * d;  // param.add_(d_p, alpha=-lr)
-  }
-}
-
 void SGD::update(const ParamGroup& group, const Tensor& p, const Tensor& g, ParamState& st) {
-  bool first = st.steps() == 1;
   Tensor buf = group.momentum != 0 ? st.buffer("momentum_buffer") : Tensor();
-  ENGRAM_DISPATCH_FLOAT(p.dtype(), "SGD", [&] {
-    sgd_update<scalar_t>(p.numel(), p.data<scalar_t>(), g.data<scalar_t>(),
-                         buf.defined() ? buf.data<scalar_t>() : nullptr, first, group);
-  });
+  SgdStepArgs a{group.lr, group.momentum, group.dampening, group.weight_decay, group.nesterov,
+                st.steps() == 1};
+  ENGRAM_KERNEL(p.device(), sgd_step)(p, g, buf, a);  // core/cpu/cpu_optim.cpp, cuda/cuda_optim.cu
 }
 
 // ---------------------------------------------------------------- Adam, AdamW
@@ -259,61 +235,17 @@ std::span<const char* const> Adam::buffer_names(const ParamGroup& group) const {
   return std::span(names).first(group.amsgrad ? 3 : 2);
 }
 
-// One Adam(W) step over n contiguous elements; each line is the PyTorch 1.13 statement beside it.
-template <typename T, bool kDecoupled, bool kL2, bool kAmsgrad>
-static void adam_loop(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
-                      T* __restrict v, T* __restrict vmax, T b1, T one_minus_b1, T b2, T one_minus_b2,
-                      T eps, T wd, T decay, T neg_step_size, T bias_correction2_sqrt) {
-#pragma omp parallel for simd if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    T gi = g[i];
-    if constexpr (kDecoupled) p[i] = p[i] * decay;  // AdamW: param.mul_(1 - lr * weight_decay)
-    if constexpr (kL2) gi = gi + wd * p[i];         // Adam: grad = grad.add(param, alpha=weight_decay)
-    m[i] = m[i] * b1 + one_minus_b1 * gi;         // exp_avg.mul_(beta1).add_(grad, alpha=1-beta1)
-    v[i] = v[i] * b2 + one_minus_b2 * gi * gi;    // exp_avg_sq.mul_(beta2).addcmul_(g, g, 1-beta2)
-    T second = v[i];
-    if constexpr (kAmsgrad) second = vmax[i] = std::max(vmax[i], v[i]);  // torch.maximum(max_exp_avg_sq, v)
-    T denom = std::sqrt(second) / bias_correction2_sqrt + eps;
-    p[i] = p[i] + neg_step_size * (m[i] / denom);  // param.addcdiv_(exp_avg, denom, -step_size)
-  }
-}
-
-// vmax is null without amsgrad. `step` counts this step (1 on the first).
-template <typename T>
-static void adam_update(int64_t n, T* p, const T* g, T* m, T* v, T* vmax, int64_t step,
-                        const ParamGroup& hp, bool decoupled) {
-  // Scalars are computed in double, as Python does, then cast to T where the tensors use them.
-  const double bias_correction1 = 1 - std::pow(hp.beta1, double(step));
-  const double bias_correction2 = 1 - std::pow(hp.beta2, double(step));
-  const T neg_step_size = T(-(hp.lr / bias_correction1));
-  const T bias_correction2_sqrt = T(std::sqrt(bias_correction2));
-  const T b1 = T(hp.beta1), one_minus_b1 = T(1 - hp.beta1);
-  const T b2 = T(hp.beta2), one_minus_b2 = T(1 - hp.beta2);
-  const T eps = T(hp.eps), wd = T(hp.weight_decay), decay = T(1 - hp.lr * hp.weight_decay);
-  // The variants are template flags so the loop body has no branches and vectorises.
-  auto run = [&](auto decoupled_c, auto l2_c, auto amsgrad_c) {
-    adam_loop<T, decltype(decoupled_c)::value, decltype(l2_c)::value, decltype(amsgrad_c)::value>(
-        n, p, g, m, v, vmax, b1, one_minus_b1, b2, one_minus_b2, eps, wd, decay, neg_step_size,
-        bias_correction2_sqrt);
-  };
-  auto with_amsgrad = [&](auto d, auto l2) {
-    if (vmax) run(d, l2, std::true_type{});
-    else run(d, l2, std::false_type{});
-  };
-  if (decoupled) with_amsgrad(std::true_type{}, std::false_type{});
-  else if (wd != 0) with_amsgrad(std::false_type{}, std::true_type{});
-  else with_amsgrad(std::false_type{}, std::false_type{});
-}
-
 void Adam::update(const ParamGroup& group, const Tensor& p, const Tensor& g, ParamState& st) {
   const Tensor& m = st.buffer("exp_avg");
   const Tensor& v = st.buffer("exp_avg_sq");
   Tensor vmax = group.amsgrad ? st.buffer("max_exp_avg_sq") : Tensor();
-  ENGRAM_DISPATCH_FLOAT(p.dtype(), type_name().c_str(), [&] {
-    adam_update<scalar_t>(p.numel(), p.data<scalar_t>(), g.data<scalar_t>(), m.data<scalar_t>(),
-                          v.data<scalar_t>(), vmax.defined() ? vmax.data<scalar_t>() : nullptr,
-                          st.steps(), group, decoupled_);
-  });
+  // The scalars in double, as PyTorch's Python code computes them; `step` counts this step.
+  const double step = double(st.steps());
+  AdamStepArgs a{group.beta1, group.beta2, group.eps, group.weight_decay,
+                 1 - group.lr * group.weight_decay,
+                 -(group.lr / (1 - std::pow(group.beta1, step))),
+                 std::sqrt(1 - std::pow(group.beta2, step)), decoupled_};
+  ENGRAM_KERNEL(p.device(), adam_step)(p, g, m, v, vmax, a);  // core/cpu/cpu_optim.cpp, cuda/
 }
 
 // ---------------------------------------------------------------- clip_grad_norm

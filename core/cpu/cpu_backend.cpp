@@ -22,6 +22,8 @@ void register_titans(Backend& b);       // cpu_titans.cpp
 void register_ssm_mamba(Backend& b);    // cpu_ssm_mamba.cpp
 void register_ssm_scan(Backend& b);     // cpu_ssm_scan.cpp
 void register_cmr(Backend& b);          // cpu_cmr.cpp
+void register_optim(Backend& b);        // cpu_optim.cpp
+void register_attention(Backend& b);    // cpu_attention.cpp
 
 // 64-byte aligned so SIMD loads and BLAS panels never straddle cache lines.
 static void* cpu_alloc(size_t n) { return std::aligned_alloc(64, (n + 63) / 64 * 64); }
@@ -45,6 +47,8 @@ Backend make_cpu_backend() {
   register_ssm_mamba(b);
   register_ssm_scan(b);
   register_cmr(b);
+  register_optim(b);
+  register_attention(b);
   return b;
 }
 

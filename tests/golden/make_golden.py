@@ -246,6 +246,22 @@ def irfft(xs, p):
     return torch.fft.irfft(torch.view_as_complex(xs[0]), n=p["n"])
 
 
+def masked_softmax(xs, p):
+    # The reference path engram's fused op replaces: masked_fill(scores, mask, -inf) + softmax,
+    # with nn/attention.h's rule (diagonal aligned bottom-right, window band, visible prefix).
+    x = xs[0] * p["scale"]
+    if p["causal"]:
+        tq, tk = x.shape[-2], x.shape[-1]
+        i = torch.arange(tq).unsqueeze(1) + (tk - tq)
+        j = torch.arange(tk).unsqueeze(0)
+        visible = j <= i
+        if p["window"] > 0:
+            visible &= j > i - p["window"]
+        visible |= j < p["prefix"]
+        x = x.masked_fill(~visible, float("-inf"))
+    return torch.softmax(x, -1)
+
+
 def embedding(xs, p):
     pad = p.get("padding_idx", -1)
     # engram's -1 means "no padding row"; PyTorch would read a negative index from the end
@@ -314,6 +330,7 @@ OPS = {
     "logsumexp": lambda xs, p: torch.logsumexp(xs[0], p["dim"], keepdim=p["keepdim"]),
     "softmax": lambda xs, p: torch.softmax(xs[0], p["dim"]),
     "log_softmax": lambda xs, p: torch.log_softmax(xs[0], p["dim"]),
+    "masked_softmax": masked_softmax,
     "cumsum": lambda xs, p: torch.cumsum(xs[0], p["dim"]),
     "topk": lambda xs, p: torch.topk(xs[0], p["k"], p["dim"], largest=p["largest"], sorted=True).values,
     # ---- matmul, views, joins, indexing (opinfo_shape.cpp)
