@@ -1,12 +1,13 @@
 // core/cpu/cpu_elementwise.cpp — copies, fills and pointwise math on the CPU.
 //
-// Each unary op appears once below with its forward y = f(x) and its derivative dy/dx side by
-// side, so the backward formulas are checked against the forwards by reading one table.
+// The formulas (each unary op's forward y = f(x) beside its derivative dy/dx, and the binary
+// ops) are core/elementwise_math.h, shared with the CUDA backend (cuda/cuda_elementwise.cu).
 // All loops run through for_each_strided (core/cpu/strided.h): any strides, OpenMP for big ones.
 #include <cmath>
 #include <cstring>
 
 #include "core/backend.h"
+#include "core/elementwise_math.h"
 #include "core/cpu/strided.h"
 
 namespace engram::cpu {
@@ -42,94 +43,7 @@ static void fill(Tref dst, double value) {
 
 static void host_copy(Tref dst, Tref src) { copy(dst, src); }
 
-// ---------------------------------------------------------------- unary table
-constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2/pi)
-constexpr double kInvSqrt2 = 0.7071067811865476;
-constexpr double kInvSqrt2Pi = 0.3989422804014327;  // 1/sqrt(2*pi)
-constexpr double kGeluC = 0.044715;
-
-template <typename T> static inline T sigm(T x) { return T(1) / (T(1) + std::exp(-x)); }
-
-// y = f(x)
-template <typename T> static inline T unary_f(UnaryOp op, T x, T p0, T p1) {
-  switch (op) {
-    case UnaryOp::neg: return -x;
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::log: return std::log(x);
-    case UnaryOp::sqrt: return std::sqrt(x);
-    case UnaryOp::rsqrt: return T(1) / std::sqrt(x);
-    case UnaryOp::abs: return std::abs(x);
-    case UnaryOp::sin: return std::sin(x);
-    case UnaryOp::cos: return std::cos(x);
-    case UnaryOp::tanh: return std::tanh(x);
-    case UnaryOp::sigmoid: return sigm(x);
-    case UnaryOp::relu: return std::max(x, T(0));
-    case UnaryOp::leaky_relu: return x > T(0) ? x : p0 * x;
-    case UnaryOp::gelu: return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
-    case UnaryOp::gelu_tanh:
-      return T(0.5) * x * (T(1) + std::tanh(T(kSqrt2OverPi) * (x + T(kGeluC) * x * x * x)));
-    case UnaryOp::silu: return x * sigm(x);
-    case UnaryOp::softplus: return p0 * x > p1 ? x : std::log1p(std::exp(p0 * x)) / p0;
-    case UnaryOp::square: return x * x;
-    case UnaryOp::reciprocal: return T(1) / x;
-    case UnaryOp::sign: return T((x > T(0)) - (x < T(0)));
-    case UnaryOp::add_scalar: return x + p0;
-    case UnaryOp::mul_scalar: return x * p0;
-    case UnaryOp::pow_scalar: return std::pow(x, p0);
-    case UnaryOp::rpow_scalar: return std::pow(p0, x);
-    case UnaryOp::clamp: return std::min(std::max(x, p0), p1);
-    case UnaryOp::step_mask: return T(x > p0 && x < p1);
-  }
-  return x;
-}
-
-// dy/dx, given x and y = f(x)
-template <typename T> static inline T unary_df(UnaryOp op, T x, T y, T p0, T p1) {
-  switch (op) {
-    case UnaryOp::neg: return T(-1);
-    case UnaryOp::exp: return y;
-    case UnaryOp::log: return T(1) / x;
-    case UnaryOp::sqrt: return T(0.5) / y;
-    case UnaryOp::rsqrt: return T(-0.5) * y * y * y;
-    case UnaryOp::abs: return T((x > T(0)) - (x < T(0)));
-    case UnaryOp::sin: return std::cos(x);
-    case UnaryOp::cos: return -std::sin(x);
-    case UnaryOp::tanh: return T(1) - y * y;
-    case UnaryOp::sigmoid: return y * (T(1) - y);
-    case UnaryOp::relu: return T(x > T(0));
-    case UnaryOp::leaky_relu: return x > T(0) ? T(1) : p0;
-    case UnaryOp::gelu:  // Phi(x) + x * phi(x)
-      return T(0.5) * (T(1) + std::erf(x * T(kInvSqrt2))) +
-             x * T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
-    case UnaryOp::gelu_tanh: {  // 0.5(1+t) + 0.5x(1-t^2) * sqrt(2/pi)(1 + 3c x^2)
-      T t = std::tanh(T(kSqrt2OverPi) * (x + T(kGeluC) * x * x * x));
-      return T(0.5) * (T(1) + t) +
-             T(0.5) * x * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * kGeluC) * x * x);
-    }
-    case UnaryOp::silu: {  // s(x) (1 + x (1 - s(x)))
-      T s = sigm(x);
-      return s * (T(1) + x * (T(1) - s));
-    }
-    case UnaryOp::softplus: return p0 * x > p1 ? T(1) : sigm(p0 * x);
-    case UnaryOp::square: return T(2) * x;
-    case UnaryOp::reciprocal: return -y * y;
-    case UnaryOp::sign: return T(0);
-    case UnaryOp::add_scalar: return T(1);
-    case UnaryOp::mul_scalar: return p0;
-    case UnaryOp::pow_scalar: return p0 * std::pow(x, p0 - T(1));
-    case UnaryOp::rpow_scalar: return y * std::log(p0);
-    case UnaryOp::clamp: return T(x >= p0 && x <= p1);
-    case UnaryOp::step_mask: return T(0);
-  }
-  return T(0);
-}
-
-// Every UnaryOp, for the switches that turn the runtime op into a template argument.
-#define ENGRAM_FOR_EACH_UNARY_OP(X)                                                            \
-  X(neg) X(exp) X(log) X(sqrt) X(rsqrt) X(abs) X(sin) X(cos) X(tanh) X(sigmoid) X(relu)          \
-  X(leaky_relu) X(gelu) X(gelu_tanh) X(silu) X(softplus) X(square) X(reciprocal) X(sign)         \
-  X(add_scalar) X(mul_scalar) X(pow_scalar) X(rpow_scalar) X(clamp) X(step_mask)
-
+// ---------------------------------------------------------------- unary
 // The op is a template argument so the switch in unary_f folds away and the loop vectorises
 // (with a runtime op the switch stays inside the loop: relu ran ~30x slower).
 template <typename T, UnaryOp OP> static void unary_loop(const T* xp, T* o, T a, T b, Tref x, Tref out) {
@@ -198,24 +112,6 @@ static void unary_backward(UnaryOp op, Tref x, Tref y, Tref dy, double p0, doubl
 }
 
 // ---------------------------------------------------------------- binary
-template <typename T> static inline T binary_f(BinaryOp op, T a, T b) {
-  switch (op) {
-    case BinaryOp::add: return a + b;
-    case BinaryOp::sub: return a - b;
-    case BinaryOp::mul: return a * b;
-    case BinaryOp::div: return a / b;
-    case BinaryOp::pow: return std::pow(a, b);
-    case BinaryOp::maximum: return a > b ? a : b;
-    case BinaryOp::minimum: return a < b ? a : b;
-    case BinaryOp::gt: return T(a > b);
-    case BinaryOp::lt: return T(a < b);
-    case BinaryOp::ge: return T(a >= b);
-    case BinaryOp::le: return T(a <= b);
-    case BinaryOp::eq: return T(a == b);
-  }
-  return a;
-}
-
 template <typename T, BinaryOp OP> static void binary_loop(T* o, const T* a, const T* b, Tref out,
                                                             Tref ta, Tref tb) {
   for_each_strided<3>(out.shape(), {out.strides(), ta.strides(), tb.strides()},
@@ -243,10 +139,7 @@ static void binary_typed(BinaryOp op, const T* ap, const T* bp, T* o, Tref a, Tr
   switch (op) {
 #define ENGRAM_BINARY_CASE(NAME) \
   case BinaryOp::NAME: return binary_loop<T, BinaryOp::NAME>(o, ap, bp, out, a, b);
-    ENGRAM_BINARY_CASE(add) ENGRAM_BINARY_CASE(sub) ENGRAM_BINARY_CASE(mul)
-    ENGRAM_BINARY_CASE(div) ENGRAM_BINARY_CASE(pow) ENGRAM_BINARY_CASE(maximum)
-    ENGRAM_BINARY_CASE(minimum) ENGRAM_BINARY_CASE(gt) ENGRAM_BINARY_CASE(lt)
-    ENGRAM_BINARY_CASE(ge) ENGRAM_BINARY_CASE(le) ENGRAM_BINARY_CASE(eq)
+    ENGRAM_FOR_EACH_BINARY_OP(ENGRAM_BINARY_CASE)
 #undef ENGRAM_BINARY_CASE
   }
 }
