@@ -8,11 +8,19 @@
 #   make data       download enwik8 and MNIST into data/ and verify their checksums (needs a network)
 #   make deps       install the Debian packages (scripts/install-deps.sh)
 #   make WERROR=1   warnings are errors (CI does this)
+#   make CUDA=1     the same with the CUDA backend (cuda/, nvcc) into build-cuda/
+#   make test-cuda  the CUDA backend against the CPU (skipped without a GPU)
 #   make sanitize   the test suite built with AddressSanitizer + UBSan into build-san/, and run
 #   make fuzz       libFuzzer targets (tests/fuzz/) built with clang into build-fuzz/, each run
 #                   FUZZ_SECONDS (60) on a copy of its seed corpus; make fuzz-ci: 7 s each
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 
+# CUDA=1: the CUDA backend (cuda/, nvcc from CUDA_HOME) into its own build directory, so a plain
+# `make` and a CUDA build never mix objects. Without CUDA=1 nothing here needs nvcc.
+CUDA     ?= 0
+ifeq ($(CUDA),1)
+BUILD    ?= build-cuda
+endif
 BUILD    ?= build
 # OpenMP threads that spin while waiting steal the cores OpenBLAS's own threads need (runs were
 # 30x slower on a busy 2-core machine); sleeping waiters cost nothing measurable here.
@@ -42,6 +50,28 @@ LDLIBS   += $(shell pkg-config --libs ompi-c)
 endif
 MPIRUN   ?= mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
 
+# The CUDA backend: cuda/*.cu compiled by nvcc as C++17 (nvcc's front end rejects fmt 9's C++20
+# consteval format strings), code for Hopper (sm_90) plus PTX that newer GPUs compile at load
+# time; CUDA_ARCH overrides (e.g. -arch=sm_80). Only cuda/ includes CUDA headers: core/backend.cpp
+# and core/device.cpp are told by -DENGRAM_CUDA=1 that the table exists.
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -O3
+NVCCFLAGS += -std=c++17 --extended-lambda $(CUDA_ARCH) -I. $(PKG_CFLAGS) -MMD -MP -Xcompiler -Wall,-Wextra
+ifeq ($(WERROR),1)
+NVCCFLAGS += -Werror all-warnings -Xcompiler -Werror
+endif
+CUDA_SRCS := $(wildcard cuda/*.cu)
+ifeq ($(CUDA),1)
+CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.o)
+$(BUILD)/core/backend.o $(BUILD)/core/device.o: CXXFLAGS += -DENGRAM_CUDA=1
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcufft -lcublas -lcudart
+endif
+$(BUILD)/cuda/%.o: cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
 # Test-only code (the op registry with its samples, the registry checks, the PyTorch golden
 # reader) lives beside the ops it checks but builds into its own library, so programs that train
 # link none of it.
@@ -50,7 +80,7 @@ TESTING_SRCS := autograd/registry.cpp autograd/registry_check.cpp autograd/golde
 TESTING_OBJS := $(TESTING_SRCS:%.cpp=$(BUILD)/%.o)
 TESTING_LIB  := $(BUILD)/libengram_testing.a
 LIB_SRCS  := $(filter-out $(TESTING_SRCS),$(wildcard core/*.cpp core/cpu/*.cpp autograd/*.cpp nn/*.cpp nn/ssm/*.cpp memory/*.cpp memory/*/*.cpp))
-LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
+LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o) $(CUDA_OBJS)
 LIB       := $(BUILD)/libengram.a
 
 TEST_SRCS := $(wildcard tests/*.cpp)
@@ -66,16 +96,16 @@ TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%)
 
 OP_NAMES  := $(BUILD)/op_names.inc
 
-.PHONY: test-mpi sanitize fuzz fuzz-build fuzz-ci fuzz-seeds all test gradcheck golden deps clean bench demo data
+.PHONY: test-cuda test-device-placement test-mpi sanitize fuzz fuzz-build fuzz-ci fuzz-seeds all test gradcheck golden deps clean bench demo data
 all: $(LIB) $(TESTING_LIB) $(TEST_BIN) $(APP_BINS) $(TOOL_BINS)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-# The CPU kernels and the optimizer's fused update are the hot loops: -O3 lets g++ vectorise them
-# (-fno-math-errno: std::sqrt need not set errno, so it can be a vector instruction).
-$(BUILD)/core/cpu/%.o $(BUILD)/nn/optim.o: CXXFLAGS += -O3 -fno-math-errno
+# The CPU kernels (the optimizer's fused update among them) are the hot loops: -O3 lets g++
+# vectorise them (-fno-math-errno: std::sqrt need not set errno, so it can be a vector instruction).
+$(BUILD)/core/cpu/%.o: CXXFLAGS += -O3 -fno-math-errno
 
 # rm first: `ar rcs` never drops a member, so an object moved to another library would linger.
 $(LIB): $(LIB_OBJS)
@@ -151,6 +181,23 @@ ifeq ($(MPI),1)
 else
 	@echo "test-mpi: skipped, engram was built without MPI (install libopenmpi-dev openmpi-bin: ENGRAM_WITH_MPI=1 bash scripts/install-deps.sh)"
 endif
+
+# The CUDA backend against the CPU (tests/cuda/): every registry op in f64 and f32, every LM kind,
+# training steps, transfers, the allocator, checkpoints. Without a GPU (or in a build without
+# CUDA) every case is reported as skipped. test-device-placement runs the same cases with the CPU
+# kernels in the cuda slot: no CUDA code is checked, only that nothing above core/ mixes devices.
+CUDA_TEST_BIN := $(BUILD)/tests/engram_cuda_tests
+$(CUDA_TEST_BIN): $(BUILD)/tests/cuda/test_cuda.o $(APP_COMMON_OBJS) $(TESTING_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $< $(APP_COMMON_OBJS) $(TESTING_LIB) $(LIB) -o $@ $(LDLIBS)
+all: $(CUDA_TEST_BIN)
+test-cuda: $(CUDA_TEST_BIN)
+ifneq ($(CUDA),1)
+	@echo "test-cuda: this build has no CUDA backend (make CUDA=1 test-cuda builds one into build-cuda/)"
+endif
+	$(CUDA_TEST_BIN)
+test-device-placement: $(CUDA_TEST_BIN)
+	ENGRAM_EMULATE_CUDA_WITH_CPU=1 ENGRAM_NUM_THREADS=1 $(CUDA_TEST_BIN)
 
 gradcheck: $(BUILD)/tools/gradcheck
 	$(BUILD)/tools/gradcheck
@@ -259,5 +306,5 @@ fuzz-ci:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(TESTING_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(APP_DIRS:apps/%=$(BUILD)/app-objs/%/main.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d) $(BUILD)/tests/mpi/test_mpi.d
+-include $(LIB_OBJS:.o=.d) $(TESTING_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(APP_COMMON_OBJS:.o=.d) $(APP_DIRS:apps/%=$(BUILD)/app-objs/%/main.d) $(TOOL_SRCS:tools/%.cpp=$(BUILD)/tools/%.d) $(BUILD)/tests/mpi/test_mpi.d $(BUILD)/tests/cuda/test_cuda.d $(CUDA_OBJS:.o=.d)
 -include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d)

@@ -54,7 +54,7 @@ Run run_op(const OpInfo& op, const OpSample& s, const std::vector<Tensor>& input
       Generator g(99);
       w = randn(y.shape(), DType::f64, &g);
     }
-    backward(y, raw::to_dtype(w, y.dtype()));
+    backward(y, raw::to_device(raw::to_dtype(w, y.dtype()), y.device()));
   }
   tape().clear();
   for (size_t i = 0; i < in.size(); ++i)
@@ -163,6 +163,82 @@ StridedResult check_strided(const OpInfo& op, const OpSample& s) {
       if (!res.ok) break;
     }
   }
+  return res;
+}
+
+// ---------------------------------------------------------------- device against CPU
+
+namespace {
+// ||a - b|| / ||b|| (0 when both are zero; NaN on one side only counts as infinite), and the
+// element with the largest |a - b|.
+double rel_norm_err(const std::vector<double>& a, const std::vector<double>& b, int64_t& worst_k) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0, worst = -1;
+  worst_k = -1;
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (std::isnan(a[k]) && std::isnan(b[k])) continue;
+    double d = a[k] - b[k];
+    if (std::isnan(d)) {
+      worst_k = (int64_t)k;
+      return std::numeric_limits<double>::infinity();
+    }
+    num += d * d;
+    den += b[k] * b[k];
+    if (std::abs(d) > worst) worst = std::abs(d), worst_k = (int64_t)k;
+  }
+  if (num == 0) return 0;
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
+}
+}  // namespace
+
+DeviceResult check_device(const OpInfo& op, const OpSample& s, Device dev, DType dtype,
+                          double rtol) {
+  DeviceResult res;
+  std::vector<Tensor> cpu_in, dev_in;
+  for (const Tensor& t : s.inputs) {
+    if (!t.defined()) {
+      cpu_in.push_back(t), dev_in.push_back(t);
+      continue;
+    }
+    Tensor c = is_floating(t.dtype()) ? raw::contiguous(raw::to_dtype(t, dtype)) : t;
+    cpu_in.push_back(c);
+    dev_in.push_back(raw::to_device(c, dev));
+  }
+  Tensor w;
+  Run ref, got;
+  try {
+    ref = run_op(op, s, cpu_in, w);
+  } catch (const std::exception& e) {
+    tape().clear();
+    res.ok = false;
+    res.message = fmt::format("the CPU reference run failed: {}", e.what());
+    return res;
+  }
+  try {
+    got = run_op(op, s, dev_in, w);
+  } catch (const std::exception& e) {
+    tape().clear();
+    res.ok = false;
+    res.message = fmt::format("on {}: {}", device_name(dev), e.what());
+    return res;
+  }
+  auto compare = [&](const std::vector<double>& g, const std::vector<double>& r,
+                     const std::string& what) {
+    int64_t k = -1;
+    double err = rel_norm_err(g, r, k);
+    res.worst_rel = std::max(res.worst_rel, err);
+    if (err <= rtol || !res.ok) return;
+    res.ok = false;
+    res.message = g.size() != r.size()
+                      ? fmt::format("{} has {} elements on {}, {} on the CPU", what, g.size(),
+                                    device_name(dev), r.size())
+                      : fmt::format("{}: relative error {:.3g} > {:.1g}; worst element {}: {:.10g} "
+                                    "on {}, {:.10g} on the CPU",
+                                    what, err, rtol, k, g[k], device_name(dev), r[k]);
+  };
+  compare(got.output, ref.output, "output");
+  for (size_t j = 0; j < ref.grads.size(); ++j)
+    compare(got.grads[j], ref.grads[j], fmt::format("gradient of input {}", j));
   return res;
 }
 

@@ -15,6 +15,11 @@
 //      expanded    a stride-0 view over dim 0: row 0 broadcast to every row. The contiguous run
 //                  for this variant uses the same row-repeated values.
 //    The two runs may differ only by the rounding of a different summation order (1e-10).
+//
+// 3. check_device: the sample on another device (the GPU) against the CPU, both in `dtype` (f32
+//    runs use the f64 sample's values rounded once, on the CPU, so both devices see the same
+//    bits): the output and every gradient must satisfy ||dev - cpu|| <= rtol ||cpu||; the message
+//    names the tensor and its worst element. Used by tests/cuda/test_cuda.cpp.
 #pragma once
 #include <string>
 #include <vector>
@@ -33,5 +38,13 @@ struct StridedResult {
   std::string message;     // first failure: input, variant, which tensor, element
 };
 StridedResult check_strided(const OpInfo& op, const OpSample& s);
+
+struct DeviceResult {
+  bool ok = true;
+  double worst_rel = 0;  // the largest relative-norm error over the output and gradients
+  std::string message;   // first failure
+};
+DeviceResult check_device(const OpInfo& op, const OpSample& s, Device dev, DType dtype,
+                          double rtol);
 
 }  // namespace engram

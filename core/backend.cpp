@@ -41,9 +41,17 @@ __attribute__((constructor)) static void passive_openmp_wait_by_default() {
 namespace cpu {
 Backend make_cpu_backend();  // core/cpu/cpu_backend.cpp
 }
+#ifdef ENGRAM_CUDA
+namespace cuda {
+Backend make_cuda_backend();  // cuda/cuda_backend.cu: empty when no GPU is present
+}
+static Backend cuda_table() { return cuda::make_cuda_backend(); }
+#else
+static Backend cuda_table() { return Backend{}; }  // built without CUDA: Device::cuda unavailable
+#endif
 
 static Backend& table(Device d) {
-  static Backend tables[2] = {cpu::make_cpu_backend(), Backend{}};
+  static Backend tables[2] = {cpu::make_cpu_backend(), cuda_table()};
   static const int threads_applied = num_threads();  // apply ENGRAM_NUM_THREADS before any kernel
   (void)threads_applied;
   return tables[(int)d];

@@ -63,7 +63,7 @@ void Module::zero_grad() {
 
 // Converted in place: the TensorImpl keeps its identity and gets new storage, so every handle a
 // module holds to its parameters (weight, bias) sees the converted tensor.
-static void convert(Tensor& t, Device device, std::optional<DType> dtype) {
+void convert_in_place(Tensor& t, Device device, std::optional<DType> dtype) {
   Tensor moved = raw::to_device(t, device);
   if (dtype) moved = raw::to_dtype(moved, *dtype);
   if (moved.same(t)) return;
@@ -77,15 +77,15 @@ static void convert(Tensor& t, Device device, std::optional<DType> dtype) {
 }
 
 void Module::to(Device device) {
-  for (auto& [n, p] : params_) convert(*p, device, std::nullopt);
-  for (auto& [n, b] : buffers_) convert(*b, device, std::nullopt);
+  for (auto& [n, p] : params_) convert_in_place(*p, device, std::nullopt);
+  for (auto& [n, b] : buffers_) convert_in_place(*b, device, std::nullopt);
   for (auto& [n, c] : children_) c->to(device);
 }
 
 void Module::to(DType dtype) {
-  for (auto& [n, p] : params_) convert(*p, p->device(), dtype);
+  for (auto& [n, p] : params_) convert_in_place(*p, p->device(), dtype);
   for (auto& [n, b] : buffers_)
-    if (is_floating(b->dtype())) convert(*b, b->device(), dtype);
+    if (is_floating(b->dtype())) convert_in_place(*b, b->device(), dtype);
   for (auto& [n, c] : children_) c->to(dtype);
 }
 

@@ -9,6 +9,7 @@
 // in a Sequential.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,10 @@
 namespace engram::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+// Moves (or converts) t in place: the TensorImpl keeps its identity and gets new storage, so every
+// handle to it, in a module or captured elsewhere, sees the moved tensor. Its .grad is dropped.
+void convert_in_place(Tensor& t, Device device, std::optional<DType> dtype = std::nullopt);
 
 class Module {
  public:

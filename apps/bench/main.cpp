@@ -40,7 +40,11 @@
 //   --check  runs two training steps on each side instead of timing, and prints both sides' loss
 //            before each (the first: same weights, same batch; the second: after one Adam step),
 //            so "same shapes, different model" mistakes show up. Exits 1 when they disagree.
-//   --peak   measures single-thread and all-core sgemm GFLOP/s with a large cblas_sgemm.
+//   --peak   measures single-thread and all-core sgemm GFLOP/s with a large cblas_sgemm; with
+//            --device cuda, the GPU's f32 matmul TFLOP/s through engram's cuBLAS matmul.
+//   --device cuda  both sides on the GPU: engram's CUDA backend (make CUDA=1) and PyTorch CUDA
+//            eager; peak_mb is then device memory (engram: its caching allocator's peak; torch:
+//            torch.cuda.max_memory_allocated), and dense workloads also print engram_tflops.
 //
 // Threads: --threads (default: ENGRAM_NUM_THREADS, else the core count) is applied to engram
 // (OpenMP and OpenBLAS) and passed to the torch process (torch.set_num_threads and the
@@ -62,6 +66,7 @@
 
 #include "apps/bench/torch_server.h"
 #include "apps/bench/workloads.h"
+#include "core/device.h"
 #include "nn/optim.h"
 
 using namespace engram;
@@ -76,6 +81,7 @@ struct Options {
   bool no_torch = false, check = false, peak = false, list = false;
   uint64_t seed = 0;
   std::string python, torch_ref;  // empty = found automatically
+  std::string device = "cpu";     // cpu | cuda: where engram and torch both run
 };
 
 // Timed steps alternate between the two sides in this many blocks (fewer when steps is smaller).
@@ -113,6 +119,31 @@ double train_step(bench::Workload& w, nn::Optimizer& opt) {
   backward(loss);
   opt.step();
   return loss.item();
+}
+
+// ---------------------------------------------------------------- --peak --device cuda
+// The GPU's f32 matrix-product rate through engram's own matmul (cuBLAS, TF32 as set: off by
+// default), n = 8192, best of 5 after a warm-up: the ceiling the GPU workloads' TFLOP/s are read
+// against.
+int run_peak_cuda() {
+  const int64_t n = 8192;
+  Generator gen(1);
+  NoGradGuard no_grad;
+  Tensor a = raw::to_device(randn({n, n}, DType::f32, &gen), Device::cuda);
+  Tensor b = raw::to_device(randn({n, n}, DType::f32, &gen), Device::cuda);
+  Tensor c = matmul(a, b);  // warm-up: cuBLAS handle and workspace
+  cuda_synchronize();
+  double best = INFINITY;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto start = std::chrono::steady_clock::now();
+    c = matmul(a, b);
+    cuda_synchronize();
+    best = std::min(best, milliseconds_since(start));
+  }
+  fmt::print("peak device=cuda gpu=\"{}\" n={} tf32={} sgemm_tflops={:.1f}\n",
+             cuda_device_description(), n, cuda_tf32() ? "on" : "off",
+             2.0 * n * n * n / (best * 1e-3) / 1e12);
+  return 0;
 }
 
 // ---------------------------------------------------------------- --peak
@@ -237,7 +268,7 @@ bool check_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer& 
 
 // `baseline` is engram's VmRSS before the workload was built (nullopt: not measurable).
 void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* torch,
-                   const Options& o, int threads, std::optional<double> baseline) {
+                   const Options& o, int threads, std::optional<double> baseline, bool on_gpu) {
   for (int64_t i = 0; i < o.warmup; ++i) train_step(w, opt);
   if (torch && o.warmup > 0) torch->time(o.warmup);
 
@@ -258,7 +289,8 @@ void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* t
     }
   }
   // Read right after the last step, before anything here allocates, so the peak is the workload's.
-  std::optional<double> hwm = status_bytes("VmHWM");
+  std::optional<double> hwm =
+      on_gpu ? std::optional<double>(double(cuda_memory_stats().peak)) : status_bytes("VmHWM");
   const double engram_ms = median(ours);
   std::string torch_ms = "NA", ratio = "NA";
   if (torch) {
@@ -267,6 +299,10 @@ void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* t
     ratio = fmt::format("{:.2f}", t / engram_ms);
   }
   std::string extra = w.flop_per_step > 0 ? fmt::format(" gflop={:.3f}", w.flop_per_step / 1e9) : "";
+  if (on_gpu) {
+    extra += " device=cuda";
+    if (w.flop_per_step > 0) extra += fmt::format(" engram_tflops={:.2f}", w.flop_per_step / (engram_ms * 1e9));
+  }
   std::string engram_peak = "NA", torch_peak = "NA", mem_ratio = "NA";
   if (hwm && baseline) engram_peak = fmt::format("{:.1f}", (*hwm - *baseline) / kMiB);
   if (torch) torch_peak = fmt::format("{:.1f}", torch_peak_bytes / kMiB);
@@ -286,7 +322,12 @@ int run(const Options& o) {
     for (const std::string& name : bench::workload_names()) fmt::print("{}\n", name);
     return 0;
   }
-  if (o.peak) return run_peak();
+  ENGRAM_CHECK(o.device == "cpu" || o.device == "cuda", "--device must be cpu or cuda, got '{}'",
+               o.device);
+  const bool on_gpu = o.device == "cuda";
+  ENGRAM_CHECK(!on_gpu || cuda_available(), "--device cuda: no usable GPU: {}",
+               cuda_device_description());
+  if (o.peak) return on_gpu ? run_peak_cuda() : run_peak();
   ENGRAM_CHECK(o.steps >= 1, "--steps must be at least 1, got {}", o.steps);
   ENGRAM_CHECK(o.warmup >= 0, "--warmup must be >= 0, got {}", o.warmup);
   ENGRAM_CHECK(o.threads >= 0, "--threads must be positive, got {}", o.threads);
@@ -306,7 +347,7 @@ int run(const Options& o) {
   if (o.no_torch) {
     missing = "--no-torch given";
   } else if (std::optional<std::string> script = find_torch_ref(o)) {
-    torch = std::make_unique<bench::TorchServer>(find_python(o), *script, threads);
+    torch = std::make_unique<bench::TorchServer>(find_python(o), *script, threads, o.device);
     if (!torch->available()) missing = torch->unavailable_reason(), torch.reset();
   } else {
     missing = o.torch_ref.empty() ? "apps/bench/torch_ref.py not found (run from the repository "
@@ -332,17 +373,24 @@ int run(const Options& o) {
   bool all_agree = true;
   for (const std::string& name : names) {
     // The memory baseline: the previous workload was freed at the end of the last iteration.
-    const std::optional<double> baseline = status_bytes("VmRSS");
+    // On the GPU the figure is device memory: the caching allocator's peak over what was in use.
+    const std::optional<double> baseline =
+        on_gpu ? std::optional<double>(double(cuda_memory_stats().in_use)) : status_bytes("VmRSS");
     reset_peak_rss();
+    if (on_gpu) cuda_reset_peak_memory();
     bench::Workload w = bench::make_workload(name, o.seed);
-    nn::Adam opt(w.model->parameters());  // lr 1e-3, betas (0.9, 0.999), eps 1e-8: torch's defaults
     if (torch) {
       std::string path = (scratch.path / (name + ".safetensors")).string();
       bench::export_workload(w, path);
       torch->request(fmt::format("setup {} {}", name, path), "ok");
     }
+    if (on_gpu) {  // in place, so the loss closures' handles to the batch see the moved tensors
+      w.model->to(Device::cuda);
+      for (auto& [key, t] : w.data) nn::convert_in_place(t, Device::cuda);
+    }
+    nn::Adam opt(w.model->parameters());  // lr 1e-3, betas (0.9, 0.999), eps 1e-8: torch's defaults
     if (o.check) all_agree &= check_workload(w, opt, *torch);
-    else time_workload(w, opt, torch.get(), o, threads, baseline);
+    else time_workload(w, opt, torch.get(), o, threads, baseline, on_gpu);
     std::fflush(stdout);
   }
   return all_agree ? 0 : 1;
@@ -364,6 +412,8 @@ int main(int argc, char** argv) {
   app.add_flag("--check", opt.check, "compare the first two losses with PyTorch instead of timing");
   app.add_flag("--peak", opt.peak, "measure 1-thread and all-core sgemm GFLOP/s and exit");
   app.add_flag("--list", opt.list, "list the workloads and exit");
+  app.add_option("--device", opt.device, "cpu or cuda: both sides run there (torch: CUDA eager)")
+      ->capture_default_str();
   app.add_option("--seed", opt.seed, "seed for weights and batches")->capture_default_str();
   app.add_option("--python", opt.python, "python interpreter with torch (default /usr/bin/python3)");
   app.add_option("--torch-ref", opt.torch_ref, "path of torch_ref.py (default: found from the "

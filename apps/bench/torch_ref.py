@@ -14,7 +14,8 @@ Protocol (`--serve`): one command per line on stdin, one reply per line on stdou
     (start-up)                  ready torch=<version> threads=<n> hwm_reset=<yes|no>  |  error <why>
     setup <workload> <file>     ok                                 |  error <why>
     losses <n>                  losses <l1> ... <ln>   loss before each of n training steps
-    time <n>                    times <ms1> ... <msn> peak_bytes <b>
+    time <n>                    times <ms1> ... <msn> peak_bytes <b>  (loss.item() ends each step,
+                                so on a GPU the step's kernels are finished when it is timed)
                                 wall time of each of n training steps, then the peak memory
                                 growth since 'setup' (below)
     quit                        (exits; so does end of input)
@@ -835,7 +836,7 @@ for _kind in torch_ssm.SSM_KINDS:
 class Session:
     """One workload: model, batch and optimizer, loaded from the engram export."""
 
-    def __init__(self, name, path):
+    def __init__(self, name, path, device="cpu"):
         if name not in WORKLOADS:
             raise ValueError(f"unknown workload '{name}' (known: {', '.join(WORKLOADS)})")
         tensors, meta = load_safetensors(path)
@@ -846,6 +847,9 @@ class Session:
         self.model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("data.")},
                                    strict=True)
         self.data = {k[5:]: v for k, v in tensors.items() if k.startswith("data.")}
+        if device != "cpu":  # CUDA eager: the module and the batch on the GPU, nothing else changed
+            self.model.to(device)
+            self.data = {k: v.to(device) for k, v in self.data.items()}
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
 
     def train_step(self):
@@ -856,11 +860,18 @@ class Session:
         return loss.item()
 
 
-def serve(threads):
+def serve(threads, device):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    on_gpu = device != "cpu"
+    if on_gpu and not torch.cuda.is_available():
+        reply(f"error torch {torch.__version__} sees no CUDA device")
+        return
+    if on_gpu:  # every tensor a model makes while running (masks, positions, states) goes there too
+        torch.set_default_device(device)
     hwm_reset = "yes" if reset_peak_rss() else "no"
-    reply(f"ready torch={torch.__version__} threads={torch.get_num_threads()} hwm_reset={hwm_reset}")
+    where = f" device={device} gpu={torch.cuda.get_device_name().replace(' ', '_')}" if on_gpu else ""
+    reply(f"ready torch={torch.__version__} threads={torch.get_num_threads()} hwm_reset={hwm_reset}{where}")
     session = None
     baseline = 0  # VmRSS before the current workload was built
     for line in sys.stdin:
@@ -874,9 +885,14 @@ def serve(threads):
             if command == "setup":
                 session = None  # free the previous workload first
                 gc.collect()  # and any cycles it left, so the baseline holds none of it
-                baseline = status_bytes("VmRSS")
+                if on_gpu:  # device memory: the caching allocator's peak over what is in use
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                    baseline = torch.cuda.memory_allocated()
+                else:
+                    baseline = status_bytes("VmRSS")
                 reset_peak_rss()
-                session = Session(args[0], args[1])
+                session = Session(args[0], args[1], device)
                 reply("ok")
             elif command in ("losses", "time"):
                 if session is None:
@@ -890,7 +906,8 @@ def serve(threads):
                 if command == "losses":
                     reply("losses " + text)
                 else:
-                    reply(f"times {text} peak_bytes {status_bytes('VmHWM') - baseline}")
+                    peak = torch.cuda.max_memory_allocated() if on_gpu else status_bytes("VmHWM")
+                    reply(f"times {text} peak_bytes {peak - baseline}")
             else:
                 raise ValueError(f"unknown command '{command}'")
         except Exception as e:  # noqa: BLE001 — every failure goes back as one protocol line
@@ -901,10 +918,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help="answer the bench's commands on stdin")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (CUDA eager)")
     args = parser.parse_args()
     if not args.serve:
         parser.error("this script is driven by build/apps/bench; run it with --serve")
-    serve(args.threads)
+    serve(args.threads, args.device)
 
 
 if __name__ == "__main__":

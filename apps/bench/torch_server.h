@@ -42,7 +42,8 @@ class TorchServer {
  public:
   // Starts the server; when that fails (no python, no torch) available() is false and
   // unavailable_reason() says why. Never throws for a missing PyTorch.
-  TorchServer(const std::string& python, const std::string& script, int threads) {
+  TorchServer(const std::string& python, const std::string& script, int threads,
+              const std::string& device = "cpu") {
     std::signal(SIGPIPE, SIG_IGN);  // a dead child must give a write error, not kill the bench
     int to_child[2], from_child[2];
     ENGRAM_CHECK(pipe(to_child) == 0 && pipe(from_child) == 0, "bench: pipe() failed: {}",
@@ -60,7 +61,8 @@ class TorchServer {
     for (auto& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);
     std::string threads_arg = std::to_string(threads);
-    std::vector<std::string> args = {python, script, "--serve", "--threads", threads_arg};
+    std::vector<std::string> args = {python, script, "--serve", "--threads", threads_arg,
+                                     "--device", device};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -155,7 +155,9 @@ class LSTMLM : public LanguageModel {
   int64_t vocab_size() const override { return m_.embed->num_embeddings; }
   LMState initial_state(int64_t B) const override {
     Shape s{m_.lstm->num_layers, B, m_.lstm->hidden_size};
-    return {{"h", zeros(s)}, {"c", zeros(s)}};
+    // Zero states in the parameters' dtype and on their device (an f64 model needs f64 states).
+    const Tensor& w = m_.head->weight;
+    return {{"h", zeros(s, w.dtype(), w.device())}, {"c", zeros(s, w.dtype(), w.device())}};
   }
   Tensor forward(const Tensor& ids, LMState& state) override { return run(ids, state, nullptr); }
   Tensor forward_traced(const Tensor& ids, LMState& state, nn::NamedTensors& stages) override {
@@ -230,7 +232,10 @@ class TransformerLM : public LanguageModel {
       for (int64_t i = 0; i < C; ++i) row[i] = ctx[b * context.size(1) + context.size(1) - C + i];
       for (int64_t t = 0; t < T; ++t) row[C + t] = cur[b * T + t];
     }
-    Tensor x = add(m_.embed->forward(window), m_.pos->forward(arange(0, double(N), 1, DType::i64)));
+    // The host-built window and the positions go to the ids' device (a no-op on the CPU).
+    window = raw::to_device(window, ids.device());
+    Tensor x = add(m_.embed->forward(window),
+                   m_.pos->forward(raw::to_device(arange(0, double(N), 1, DType::i64), ids.device())));
     if (stages) stages->emplace_back("embed+pos", x);
     for (size_t l = 0; l < m_.blocks.size(); ++l) {
       x = m_.blocks[l]->forward(x);
@@ -302,8 +307,11 @@ std::vector<int32_t> generate(LanguageModel& lm, std::span<const int32_t> prompt
   const bool was_training = lm.module().is_training();
   lm.module().eval();
   LMState state = lm.initial_state(1);
+  // The tokens go to the model's device (that of its parameters; a no-op on the CPU).
+  auto params = lm.module().parameters();
+  const Device dev = params.empty() ? Device::cpu : params[0].device();
   std::vector<int64_t> ids(prompt.begin(), prompt.end());
-  Tensor logits = lm.forward(from_vector(ids, {1, int64_t(ids.size())}), state);
+  Tensor logits = lm.forward(raw::to_device(from_vector(ids, {1, int64_t(ids.size())}), dev), state);
   std::vector<int32_t> out;
   const int64_t V = lm.vocab_size();
   for (int64_t n = 0; n < length; ++n) {
@@ -326,7 +334,7 @@ std::vector<int32_t> generate(LanguageModel& lm, std::span<const int32_t> prompt
         }
     }
     out.push_back(next);
-    logits = lm.forward(from_vector(std::vector<int64_t>{next}, {1, 1}), state);
+    logits = lm.forward(raw::to_device(from_vector(std::vector<int64_t>{next}, {1, 1}), dev), state);
   }
   lm.module().train(was_training);
   return out;

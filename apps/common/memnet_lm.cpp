@@ -82,7 +82,7 @@ class MemNetLM : public LanguageModel {
   Tensor run(const Tensor& ids, LMState& state, nn::NamedTensors* stages) {
     memnet::MemNetState s = unpack_memnet_state(state, m_);
     Tensor logits = m_.forward(ids, s, &stats_, trace, stages);
-    state = pack_memnet_state(s);
+    state = pack_memnet_state(s, ids.device());
     return logits;
   }
   memnet::MemNet m_;
@@ -168,7 +168,7 @@ void set_memnet_trace(LanguageModel& lm, memnet::MemNetTrace* trace) {
   m->trace = trace;
 }
 
-LMState pack_memnet_state(const memnet::MemNetState& s) {
+LMState pack_memnet_state(const memnet::MemNetState& s, Device device) {
   LMState out;
   for (size_t l = 0; l < s.controller.size(); ++l)
     for (auto& [name, t] : s.controller[l]) out.emplace_back(fmt::format("controller.{}.{}", l, name), t);
@@ -178,7 +178,7 @@ LMState pack_memnet_state(const memnet::MemNetState& s) {
     out.insert(out.end(), {{"pending.h", s.pending_h}, {"pending.x", s.pending_x},
                            {"pending.reads", s.pending_reads}});
   }
-  out.emplace_back("position", from_vector(std::vector<double>{double(s.position)}, {1}, DType::f64));
+  out.emplace_back("position", full({1}, double(s.position), DType::f64, device));
   return out;
 }
 

@@ -35,7 +35,8 @@ memnet::MemNet* memnet_of(LanguageModel& lm);
 void set_memnet_trace(LanguageModel& lm, memnet::MemNetTrace* trace);
 
 // The carried state as named tensors and back (the names above).
-LMState pack_memnet_state(const memnet::MemNetState& s);
+// (position goes to `device`, that of the ids, like the rest of the state)
+LMState pack_memnet_state(const memnet::MemNetState& s, Device device = Device::cpu);
 memnet::MemNetState unpack_memnet_state(const LMState& st, const memnet::MemNet& m);
 
 }  // namespace engram::apps

@@ -137,7 +137,7 @@ class MemoryLM : public LanguageModel {
     if (stages) stages->emplace_back("embed", x);
     std::unique_ptr<cmr::SharedCMRBank> shared;
     if (m_.shared) {
-      cmr::CMRBankState s = cmr::load_bank(bank_state, "", m_.bank_cfg, B, x.dtype());
+      cmr::CMRBankState s = cmr::load_bank(bank_state, "", m_.bank_cfg, B, x.dtype(), x.device());
       shared = std::make_unique<cmr::SharedCMRBank>(cmr::SharedCMRBank{m_.shared_bank->write(x, s), s, {}});
     }
     for (int64_t l = 0; l < L; ++l) {

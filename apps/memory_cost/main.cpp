@@ -307,7 +307,7 @@ struct Bench {
     Tensor x = input(L);
     cmr::CMRBankState last;
     auto f = [&](const Tensor& in) {
-      cmr::CMRBankState st = cmr::initial_bank_state(mem.bank->cfg, 1, DType::f32);
+      cmr::CMRBankState st = cmr::initial_bank_state(mem.bank->cfg, 1, in.dtype(), in.device());
       std::vector<Tensor> ys;
       for (int64_t p0 = 0; p0 < L; p0 += call) {
         Tensor xc = slice(in, 1, p0, std::min(L, p0 + call));

@@ -18,47 +18,11 @@
 
 #include "core/backend.h"
 #include "core/cpu/strided.h"
+#include "core/scan_view.h"
 
 namespace engram::cpu {
 
 constexpr int64_t kFeatBlock = 512;
-
-struct View3 {
-  int64_t b = 0, t = 0, f = 0;  // strides of the batch, time and flattened feature index
-};
-
-// The feature dims [first, end) of (shape, strides) flattened to one stride, if possible.
-static bool flat_feature_stride(const Shape& shape, const Shape& st, size_t first, int64_t& sf) {
-  bool have = false;
-  int64_t run = 1;
-  sf = 0;
-  for (size_t d = shape.size(); d-- > first;) {
-    if (shape[d] == 1) continue;  // a size-1 dim never moves the offset
-    if (!have) {
-      sf = st[d];
-      have = true;
-    } else if (st[d] != sf * run) {
-      return false;
-    }
-    run *= shape[d];
-  }
-  return true;
-}
-
-// t as a 3-d view (or its 2-d [B, F] analogue when time_dim is false); a contiguous copy of t
-// when its features cannot be flattened.
-static Tensor view3(const Tensor& t, bool time_dim, View3& v) {
-  size_t first = time_dim ? 2 : 1;
-  int64_t sf = 0;
-  if (!flat_feature_stride(t.shape(), t.strides(), first, sf)) {
-    Tensor c = raw::contiguous(t);
-    return view3(c, time_dim, v);
-  }
-  v.b = t.shape()[0] == 1 ? 0 : t.strides()[0];
-  v.t = time_dim ? (t.shape()[1] == 1 ? 0 : t.strides()[1]) : 0;
-  v.f = sf;
-  return t;
-}
 
 // One time step of the forward over a block of nf features: h = a * prev + b (prev may be null
 // = zeros). Unit-stride and scalar-a (a [B, T, 1]) cases get their own vectorisable loops.
@@ -127,12 +91,6 @@ static void check_scan_shapes(const char* op, Tref a, Tref b, Tref h) {
                op, dtype_name(a.dtype()), dtype_name(b.dtype()), dtype_name(h.dtype()));
 }
 
-// The output as a 3-d view: itself, or a contiguous temporary copied back by the caller.
-static Tensor out_view3(Tref out, View3& v) {
-  int64_t sf = 0;
-  if (flat_feature_stride(out.shape(), out.strides(), 2, sf)) return view3(out, true, v);
-  return view3(empty(out.shape(), out.dtype(), out.device()), true, v);
-}
 
 static void linear_scan(Tref a, Tref b, Tref h0, Tref h) {
   check_scan_shapes("linear_scan", a, b, h);

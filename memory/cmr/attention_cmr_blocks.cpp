@@ -21,8 +21,8 @@ void store_bank(const CMRBankState& s, BlockState& st, const std::string& prefix
 }
 
 CMRBankState load_bank(const BlockState& st, const std::string& prefix, const EpisodicCMRConfig& cfg,
-                       int64_t batch, DType dtype) {
-  if (!st.count(prefix + "context")) return initial_bank_state(cfg, batch, dtype);
+                       int64_t batch, DType dtype, Device device) {
+  if (!st.count(prefix + "context")) return initial_bank_state(cfg, batch, dtype, device);
   CMRBankState s;
   for (int i = 0; i < 7; ++i) {
     auto it = st.find(prefix + kBankNames[i]);
@@ -72,7 +72,7 @@ Tensor CMRSide::forward(const Tensor& x, const Tensor& h, BlockState& st, Shared
     ENGRAM_CHECK(shared != nullptr, "CMRSide: this block reads a shared bank, but none was given");
     return reader->read(h, shared->writes, shared->state, shared->plan);
   }
-  CMRBankState s = load_bank(st, "bank.", cfg, x.size(0), x.dtype());
+  CMRBankState s = load_bank(st, "bank.", cfg, x.size(0), x.dtype(), x.device());
   Tensor y = own->forward(x, h, s);
   store_bank(s, st, "bank.");
   return y;

@@ -27,7 +27,8 @@ using BlockState = std::map<std::string, Tensor>;
 // names are missing (the first call of a stream).
 void store_bank(const CMRBankState& s, BlockState& st, const std::string& prefix);
 CMRBankState load_bank(const BlockState& st, const std::string& prefix,
-                       const EpisodicCMRConfig& cfg, int64_t batch, DType dtype);
+                       const EpisodicCMRConfig& cfg, int64_t batch, DType dtype,
+                       Device device = Device::cpu);
 
 struct LocalBlockConfig {
   int64_t d_model = 64, heads = 4, window = 32, persistent = 0, ff_mult = 4;

@@ -116,11 +116,14 @@ ListBatch make_batch(const std::vector<RecallList>& lists,
 Tensor log_likelihood(const CMRTensors& p, const ListBatch& batch) {
   const int64_t B = batch.B, L = batch.L, D = L + 1;
   const DType f64 = DType::f64;
+  // Constants built on the host go to the batch's device (a no-op on the CPU).
+  const Device dev = batch.sem.device();
+  auto on_dev = [&](const Tensor& t) { return raw::to_device(t, dev); };
   // unit[k] is the one-hot context vector e_k, [D]
   auto unit = [&](int64_t k) {
     std::vector<double> e(D, 0.0);
     e[k] = 1;
-    return expand(from_vector(e, {1, D}, f64), {B, D});
+    return expand(on_dev(from_vector(e, {1, D}, f64)), {B, D});
   };
   // ---- study: c_i = drift(c_{i-1}, e_{i+1}, B_enc); the contexts C [B, L, D]
   Tensor c = unit(0);
@@ -131,12 +134,12 @@ Tensor log_likelihood(const CMRTensors& p, const ListBatch& batch) {
   }
   Tensor C = stack(ctx, 1);
   // M^CF's experimental part: weight L_cf phi_i on item i's context, phi_i = phi_s e^{-phi_d i} + 1
-  Tensor positions = arange(0, (double)L, 1, f64);
+  Tensor positions = on_dev(arange(0, (double)L, 1, f64));
   Tensor w = mul(p.L_cf, add(mul(p.phi_s, exp(mul(neg(p.phi_d), positions))), 1.0));  // [L]
   // normalised M^FC f_r for every item: (1 - gamma) e_{r+1} + gamma c_r
   std::vector<double> eye(L * D, 0.0);
   for (int64_t i = 0; i < L; ++i) eye[i * D + i + 1] = 1;
-  Tensor unit_items = from_vector(eye, {1, L, D}, f64);
+  Tensor unit_items = on_dev(from_vector(eye, {1, L, D}, f64));
   Tensor item_input = normalize(add(mul(1.0 - p.gamma_fc, unit_items), mul(p.gamma_fc, C)), -1);
   // a = s SEM c_items + w * (C c): the cue strength of every item, [B, L]. Computed directly
   // once, at the start of recall; after that it follows the context's own recurrence. Drift is
@@ -153,7 +156,7 @@ Tensor log_likelihood(const CMRTensors& p, const ListBatch& batch) {
   c = drift(c, unit(0), p.B_start);
   Tensor E = sum(mul(C, unsqueeze(c, 1)), {-1});                         // C c, [B, L]
   Tensor S = sum(mul(batch.sem, unsqueeze(slice(c, 1, 1, D), 1)), {-1}); // SEM c_items, [B, L]
-  Tensor ll = zeros({B}, f64);
+  Tensor ll = zeros({B}, f64, dev);
   int64_t max_n = *std::max_element(batch.n_recalls.begin(), batch.n_recalls.end());
   // The recall sequences are data, so the columns every step needs are gathered in one op each
   // and split with unbind (one tape node): a gather per step would scatter a [B, L, L] zero
@@ -173,16 +176,16 @@ Tensor log_likelihood(const CMRTensors& p, const ListBatch& batch) {
       stopping[b] = j == batch.n_recalls[b];
       if (active[b]) next[b] = batch.sequences[b][j];
     }
-    Tensor act = from_vector(active, {B}, f64), stop = from_vector(stopping, {B}, f64);
+    Tensor act = on_dev(from_vector(active, {B}, f64)), stop = on_dev(from_vector(stopping, {B}, f64));
     ll = add(ll, mul(stop, log(p_stop)));
     if (j == max_n) break;  // every list has stopped
     ll = add(ll, mul(act, log(1.0 - p_stop)));
     Tensor cue = add(mul(p.s, S), mul(w, E));
     Tensor logits = div(mul(cue, 2.0), p.T);
-    Tensor masked = where(from_vector(recalled, {B, L}, f64), full({}, neg_inf, f64), logits);
-    Tensor idx = from_vector(next, {B, 1});
+    Tensor masked = where(on_dev(from_vector(recalled, {B, L}, f64)), full({}, neg_inf, f64, dev), logits);
+    Tensor idx = on_dev(from_vector(next, {B, 1}));
     Tensor chosen = squeeze(gather(log_softmax(masked, -1), 1, idx), 1);  // [B]
-    ll = add(ll, where(act, chosen, zeros({}, f64)));
+    ll = add(ll, where(act, chosen, zeros({}, f64, dev)));
     // reinstate the recalled item's context in the lists that recalled one (drift, written out
     // so that rho also advances E and S)
     const Tensor &x = xs[j], &q = qs[j], &pr = ps[j];  // [B, D], [B, L], [B, L]

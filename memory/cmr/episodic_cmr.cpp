@@ -26,8 +26,9 @@ Tensor heads_to_width(const Tensor& x, int64_t batch) {
 
 namespace {
 
-Tensor index_tensor(const std::vector<int64_t>& idx) {
-  return from_vector(idx, {int64_t(idx.size())});
+// Indices built on the host, uploaded to the device of the tensor they index.
+Tensor index_tensor(const std::vector<int64_t>& idx, Device device) {
+  return raw::to_device(from_vector(idx, {int64_t(idx.size())}), device);
 }
 
 }  // namespace
@@ -46,20 +47,20 @@ void validate(const EpisodicCMRConfig& c) {
                "[0, 1], got {}", c.usage_decay);
 }
 
-CMRBankState initial_bank_state(const EpisodicCMRConfig& c, int64_t B, DType dt) {
+CMRBankState initial_bank_state(const EpisodicCMRConfig& c, int64_t B, DType dt, Device dev) {
   const int64_t R = B * c.heads, M = c.slots, dh = c.head_dim;
   CMRBankState s;
   // The start context is the first unit vector: a dedicated "start of sequence" state, as cymr
   // begins each list from its start unit.
   std::vector<double> c0(R * dh, 0.0);
   for (int64_t r = 0; r < R; ++r) c0[r * dh] = 1.0;
-  s.context = from_vector(c0, {R, dh}, dt);
-  s.keys = zeros({R, M, dh}, dt);
-  s.values = zeros({R, M, dh}, dt);
-  s.usage = zeros({R, M}, dt);
-  s.written_at = full({R, M}, -1.0, DType::f64);
-  s.segment_sum = zeros({R, dh}, dt);
-  s.position = zeros({1}, DType::f64);
+  s.context = raw::to_device(from_vector(c0, {R, dh}, dt), dev);
+  s.keys = zeros({R, M, dh}, dt, dev);
+  s.values = zeros({R, M, dh}, dt, dev);
+  s.usage = zeros({R, M}, dt, dev);
+  s.written_at = full({R, M}, -1.0, DType::f64, dev);
+  s.segment_sum = zeros({R, dh}, dt, dev);
+  s.position = zeros({1}, DType::f64, dev);
   return s;
 }
 
@@ -101,20 +102,21 @@ BankWrites CMRBank::write(const Tensor& x, const CMRBankState& st) {
   for (int64_t t = 0; t < T; ++t)
     if ((p0 + t + 1) % S == 0) w.write_steps.push_back(t);
   // Segment sums from prefix sums: prefix[t + 1] = sum of f over steps <= t of this call.
-  Tensor prefix = cat({zeros({R, 1, cfg.head_dim}, f.dtype()), cumsum(f, 1)}, 1);  // [R, T+1, dh]
+  Tensor prefix = cat({zeros({R, 1, cfg.head_dim}, f.dtype(), f.device()), cumsum(f, 1)}, 1);  // [R, T+1, dh]
   const int64_t first_open = (p0 % S);  // tokens of the open segment seen before this call
   Tensor carried = reshape(st.segment_sum, {R, 1, cfg.head_dim});
   Tensor new_keys, new_values;
   if (!w.write_steps.empty()) {
     std::vector<int64_t> hi, lo;
     for (int64_t t : w.write_steps) hi.push_back(t + 1), lo.push_back(std::max<int64_t>(0, t - S + 1));
-    Tensor sums = sub(index_select(prefix, 1, index_tensor(hi)), index_select(prefix, 1, index_tensor(lo)));
+    Tensor sums = sub(index_select(prefix, 1, index_tensor(hi, f.device())),
+                      index_select(prefix, 1, index_tensor(lo, f.device())));
     if (first_open > 0) {  // the first write closes a segment that began in an earlier call
       const int64_t N = int64_t(hi.size());
-      Tensor add_first = N > 1 ? cat({carried, zeros({R, N - 1, cfg.head_dim}, f.dtype())}, 1) : carried;
+      Tensor add_first = N > 1 ? cat({carried, zeros({R, N - 1, cfg.head_dim}, f.dtype(), f.device())}, 1) : carried;
       sums = add(sums, add_first);
     }
-    new_keys = index_select(w.contexts, 1, index_tensor(w.write_steps));
+    new_keys = index_select(w.contexts, 1, index_tensor(w.write_steps, f.device()));
     new_values = mul(sums, 1.0 / double(S));
     const int64_t last = w.write_steps.back();
     w.new_segment_sum = sub(select(prefix, 1, T), select(prefix, 1, last + 1));
@@ -134,16 +136,17 @@ CMRBankState CMRBank::next_state(const BankWrites& w, const ReadPlan& plan) cons
   for (int64_t r = 0; r < R; ++r)
     for (int64_t j = 0; j < M; ++j)
       rows[r * M + j] = r * N + std::max<int64_t>(0, plan.final_candidate[r * M + j]);
-  Tensor idx = index_tensor(rows);
+  const Device dev = w.keys.device();
+  Tensor idx = index_tensor(rows, dev);
   CMRBankState s;
   DType dt = w.keys.dtype();
   s.keys = reshape(index_select(reshape(w.keys, {R * N, dh}), 0, idx), {R, M, dh});
   s.values = reshape(index_select(reshape(w.values, {R * N, dh}), 0, idx), {R, M, dh});
-  s.usage = from_vector(plan.final_usage, {R, M}, dt);
-  s.written_at = from_vector(plan.final_written_at, {R, M}, DType::f64);
+  s.usage = raw::to_device(from_vector(plan.final_usage, {R, M}, dt), dev);
+  s.written_at = raw::to_device(from_vector(plan.final_written_at, {R, M}, DType::f64), dev);
   s.context = select(w.contexts, 1, w.steps - 1);
   s.segment_sum = w.new_segment_sum;
-  s.position = full({1}, w.position + double(w.steps), DType::f64);
+  s.position = full({1}, w.position + double(w.steps), DType::f64, dev);
   return s;
 }
 
@@ -233,7 +236,7 @@ ReadPlan plan_reads(const EpisodicCMRConfig& cfg, const Tensor& queries, const B
       plan.final_written_at[r * M + j] = cand[j] >= 0 ? written[j] : -1.0;
     }
   }
-  plan.hidden = from_vector(hidden, {R, T, N + 1}, w.keys.dtype());
+  plan.hidden = raw::to_device(from_vector(hidden, {R, T, N + 1}, w.keys.dtype()), w.keys.device());
   return plan;
 }
 
@@ -257,7 +260,7 @@ Tensor CMRReader::read(const Tensor& h, const BankWrites& w, const CMRBankState&
   q = cfg.read == ReadRule::cosine ? mul(normalize(q), 1.0 / cfg.temperature)
                                    : mul(q, 1.0 / std::sqrt(double(dh)));
   if (!plan.hidden.defined()) plan = plan_reads(cfg, q, w, st);
-  Tensor scores = cat({matmul(q, transpose(w.keys, 1, 2)), zeros({R, T, 1}, q.dtype())}, 2);
+  Tensor scores = cat({matmul(q, transpose(w.keys, 1, 2)), zeros({R, T, 1}, q.dtype(), q.device())}, 2);
   Tensor weights = softmax(masked_fill(scores, plan.hidden, -INFINITY), -1);  // [R, T, N + 1]
   last_weights = detach(weights);
   Tensor r = matmul(slice(weights, 2, 0, w.keys.size(1)), w.values);  // [R, T, dh]

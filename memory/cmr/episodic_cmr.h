@@ -72,7 +72,8 @@ struct CMRBankState {
   Tensor segment_sum;  // [BH, dh]  sum of f over the open segment
   Tensor position;     // [1] (f64) tokens seen so far
 };
-CMRBankState initial_bank_state(const EpisodicCMRConfig& cfg, int64_t batch, DType dtype);
+CMRBankState initial_bank_state(const EpisodicCMRConfig& cfg, int64_t batch, DType dtype,
+                                Device device = Device::cpu);
 
 // One call's writes: every context, and the candidates a read may see (M carried + N new).
 struct BankWrites {

@@ -36,8 +36,8 @@ int64_t EpisodicMemory::memorize(const Tensor& x_in, const Tensor& z_in, const T
                "z {}, y {}, salience {}", shape_str(want), B, d_, B, B, shape_str(x_in.shape()),
                shape_str(z_in.shape()), shape_str(y_in.shape()), shape_str(salience.shape()));
   // Host copies in the stores' dtypes (the stores are f32; a f64 model's latents are rounded).
-  Tensor x = raw::contiguous(raw::to_dtype(x_in, DType::f32));
-  Tensor z = raw::contiguous(raw::to_dtype(z_in, DType::f32));
+  Tensor x = raw::contiguous(raw::to_dtype(raw::to_device(x_in, Device::cpu), DType::f32));
+  Tensor z = raw::contiguous(raw::to_dtype(raw::to_device(z_in, Device::cpu), DType::f32));
   std::vector<int64_t> y = y_in.to_vector<int64_t>();
   std::vector<double> r = salience.to_vector<double>();
   const int64_t row = shape_numel(input_shape_);

@@ -46,10 +46,10 @@ Tensor EpiNetModel::salience_of(const Tensor& z, const Tensor& loss_per_sample) 
                    loss_per_sample.numel(), B);
       return to_dtype(reshape(detach(loss_per_sample), {B}), DType::f64);
     case SalienceKind::constant:
-      return ones({B}, DType::f64);
+      return ones({B}, DType::f64, z.device());
     case SalienceKind::novelty: {
-      if (memory.size() == 0) return ones({B}, DType::f64);
-      Tensor keys = to_dtype(memory.latents(), z.dtype());
+      if (memory.size() == 0) return ones({B}, DType::f64, z.device());
+      Tensor keys = to_dtype(raw::to_device(memory.latents(), z.device()), z.dtype());  // host memory
       Tensor cos = matmul(normalize(z, -1), transpose(normalize(keys, -1), 0, 1));
       return to_dtype(1.0 - max(cos, 1), DType::f64);
     }

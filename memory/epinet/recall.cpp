@@ -18,8 +18,9 @@ Tensor recall(const Tensor& z, const Tensor& keys_in, const Tensor& salience_in,
   ENGRAM_CHECK(keys_in.size(1) == d && salience_in.numel() == M,
                "recall: keys {} and salience {} do not match queries {}", shape_str(keys_in.shape()),
                shape_str(salience_in.shape()), shape_str(z.shape()));
-  Tensor keys = detach(to_dtype(keys_in, z.dtype()));          // [M, d]
-  Tensor s = detach(to_dtype(reshape(salience_in, {M}), z.dtype()));
+  // The memory lives on the host: its keys and saliences go to the queries' device.
+  Tensor keys = detach(to_dtype(raw::to_device(keys_in, z.device()), z.dtype()));          // [M, d]
+  Tensor s = detach(to_dtype(reshape(raw::to_device(salience_in, z.device()), {M}), z.dtype()));
   const int64_t k = std::min(opt.top_k, M);
   Tensor cos = matmul(normalize(z, -1), transpose(normalize(keys, -1), 0, 1));  // [B, M]
   Tensor score = mul(cos, s);

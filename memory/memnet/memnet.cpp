@@ -57,14 +57,14 @@ MemNet::MemNet(const MemNetConfig& c, Generator* gen) : cfg(c) {
   head = register_module("head", std::make_shared<nn::Linear>(E, c.vocab, true, gen));
 }
 
-MemNetState MemNet::initial_state(int64_t batch, DType dtype) const {
+MemNetState MemNet::initial_state(int64_t batch, DType dtype, Device device) const {
   MemNetState s;
   s.controller.resize(controller->blocks.size());
   if (cfg.memory) {
-    s.bank = initial_bank_state(cfg.bank, batch, dtype);
-    s.pending_h = zeros({batch, 0, cfg.d_model}, dtype);
-    s.pending_x = zeros({batch, 0, cfg.d_model}, dtype);
-    s.pending_reads = zeros({batch, cfg.bank.slots}, dtype);
+    s.bank = initial_bank_state(cfg.bank, batch, dtype, device);
+    s.pending_h = zeros({batch, 0, cfg.d_model}, dtype, device);
+    s.pending_x = zeros({batch, 0, cfg.d_model}, dtype, device);
+    s.pending_reads = zeros({batch, cfg.bank.slots}, dtype, device);
   }
   return s;
 }
@@ -83,7 +83,7 @@ Tensor MemNet::forward(const Tensor& ids, MemNetState& st, MemNetStats* stats, M
     if (stages) stages->insert(stages->end(), {{"controller", h}, {"logits", logits}});
     return logits;
   }
-  if (!st.started()) st = initial_state(B, x.dtype());
+  if (!st.started()) st = initial_state(B, x.dtype(), x.device());
   ENGRAM_CHECK(st.bank.slots.size(0) == B, "memnet: the state has batch {}, the ids {}",
                st.bank.slots.size(0), B);
   Tensor h = controller->forward(x, st.controller);
@@ -112,7 +112,7 @@ Tensor MemNet::forward(const Tensor& ids, MemNetState& st, MemNetStats* stats, M
     st.position += len, t0 += len;
     if (open + len < S) continue;
     // the segment is complete: write it, link it, reconstruct it, maybe dream
-    Tensor held = to_dtype(ge(st.bank.writes, full({1}, 0.5, x.dtype())), x.dtype());  // [B, N]
+    Tensor held = to_dtype(ge(st.bank.writes, full({1}, 0.5, x.dtype(), x.device())), x.dtype());  // [B, N]
     BankWrite wr = bank->write(st.pending_h, st.bank);
     {
       NoGradGuard ng;  // summed as tensors, read once after the loop (no sync per segment)
@@ -131,9 +131,9 @@ Tensor MemNet::forward(const Tensor& ids, MemNetState& st, MemNetStats* stats, M
                                   .to_vector<float>());
       trace->write_positions.push_back(st.position);
     }
-    st.pending_h = zeros({B, 0, cfg.d_model}, x.dtype());
-    st.pending_x = zeros({B, 0, cfg.d_model}, x.dtype());
-    st.pending_reads = zeros({B, cfg.bank.slots}, x.dtype());
+    st.pending_h = zeros({B, 0, cfg.d_model}, x.dtype(), x.device());
+    st.pending_x = zeros({B, 0, cfg.d_model}, x.dtype(), x.device());
+    st.pending_reads = zeros({B, cfg.bank.slots}, x.dtype(), x.device());
     if (synthesizer && (st.position / S) % cfg.dream_every == 0) {
       double change = 0;
       st.bank.slots = synthesizer->forward(st.bank.slots, &change);
@@ -153,7 +153,7 @@ Tensor MemNet::forward(const Tensor& ids, MemNetState& st, MemNetStats* stats, M
     out.write_mass = to_dtype(write_mass, DType::f64).item();
     out.reused_mass = to_dtype(reused_mass, DType::f64).item();
   }
-  out.written_slots = to_dtype(mean(sum(to_dtype(ge(st.bank.writes, full({1}, 0.5, x.dtype())),
+  out.written_slots = to_dtype(mean(sum(to_dtype(ge(st.bank.writes, full({1}, 0.5, x.dtype(), x.device())),
                                                  x.dtype()), {1})), DType::f64).item();
   Tensor r = cat(reads, 1);
   Tensor y = add(h, fuse->forward(cat({h, r}, 2)));

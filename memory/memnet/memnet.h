@@ -91,7 +91,7 @@ class TransformerController : public nn::Module {
 class MemNet : public nn::Module {
  public:
   MemNet(const MemNetConfig& cfg, Generator* gen);
-  MemNetState initial_state(int64_t batch, DType dtype) const;
+  MemNetState initial_state(int64_t batch, DType dtype, Device device = Device::cpu) const;
   // ids [B, T] i64 -> logits [B, T, V]; `st` advances over the T tokens. `stages` (when given)
   // gets each stage's output by name: embed, controller, reads, fused, logits.
   Tensor forward(const Tensor& ids, MemNetState& st, MemNetStats* stats = nullptr,

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <map>
+#include <tuple>
 
 #include "autograd/ops.h"
 #include "autograd/tape.h"
@@ -28,14 +29,14 @@ Tensor soft_normalize(const Tensor& a) {
   return mul(a, rsqrt(add(sum(square(a), {-1}, true), kCosineDelta)));
 }
 
-// I_n, built once per (n, dtype): every read and every link update needs it.
-const Tensor& identity(int64_t n, DType dtype) {
-  static std::map<std::pair<int64_t, int>, Tensor> cache;
-  Tensor& t = cache[{n, int(dtype)}];
+// I_n, built once per (n, dtype, device): every read and every link update needs it.
+const Tensor& identity(int64_t n, DType dtype, Device device) {
+  static std::map<std::tuple<int64_t, int, int>, Tensor> cache;
+  Tensor& t = cache[{n, int(dtype), int(device)}];
   if (!t.defined()) {
     std::vector<double> v(size_t(n * n), 0.0);
     for (int64_t i = 0; i < n; ++i) v[size_t(i * n + i)] = 1.0;
-    t = from_vector(v, {n, n}, dtype);
+    t = raw::to_device(from_vector(v, {n, n}, dtype), device);
   }
   return t;
 }
@@ -61,19 +62,19 @@ void validate(const MemoryBankConfig& c) {
                c.alloc_temperature);
 }
 
-MemoryBankState initial_bank_state(const MemoryBankConfig& c, int64_t B, DType dtype) {
+MemoryBankState initial_bank_state(const MemoryBankConfig& c, int64_t B, DType dtype, Device device) {
   MemoryBankState s;
-  s.slots = zeros({B, c.slots, c.width}, dtype);
-  s.links = zeros({B, c.slots, c.slots}, dtype);
-  s.usage = zeros({B, c.slots}, dtype);
-  s.writes = zeros({B, c.slots}, dtype);
-  s.age = zeros({B, c.slots}, dtype);
-  s.activity = zeros({B, c.slots}, dtype);
+  s.slots = zeros({B, c.slots, c.width}, dtype, device);
+  s.links = zeros({B, c.slots, c.slots}, dtype, device);
+  s.usage = zeros({B, c.slots}, dtype, device);
+  s.writes = zeros({B, c.slots}, dtype, device);
+  s.age = zeros({B, c.slots}, dtype, device);
+  s.activity = zeros({B, c.slots}, dtype, device);
   return s;
 }
 
 Tensor random_read_distributions(uint64_t seed, int64_t B, int64_t T, int64_t R, int64_t N,
-                                 int64_t position, DType dtype) {
+                                 int64_t position, DType dtype, Device device) {
   std::vector<double> p(size_t(B * T * R * N));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t)
@@ -89,7 +90,7 @@ Tensor random_read_distributions(uint64_t seed, int64_t B, int64_t T, int64_t R,
         }
         for (int64_t i = 0; i < N; ++i) row[i] /= total;
       }
-  return from_vector(p, {B, T * R, N}, dtype);
+  return raw::to_device(from_vector(p, {B, T * R, N}, dtype), device);
 }
 
 MultiHeadMemoryBank::MultiHeadMemoryBank(const MemoryBankConfig& c, Generator* gen) : cfg(c) {
@@ -152,8 +153,9 @@ BankRead MultiHeadMemoryBank::read(const Tensor& h, const MemoryBankState& st, i
     {
       NoGradGuard ng;
       Tensor idx = topk(z, cfg.top_k, -1).indices;
-      Tensor keep = scatter_add(zeros(z.shape(), z.dtype()), -1, idx, ones(idx.shape(), z.dtype()));
-      outside = eq(keep, zeros({1}, z.dtype()));
+      Tensor keep = scatter_add(zeros(z.shape(), z.dtype(), z.device()), -1, idx,
+                                ones(idx.shape(), z.dtype(), z.device()));
+      outside = eq(keep, zeros({1}, z.dtype(), z.device()));
     }
     top = softmax(masked_fill(z, outside, -INFINITY), -1);
   }
@@ -162,14 +164,14 @@ BankRead MultiHeadMemoryBank::read(const Tensor& h, const MemoryBankState& st, i
     std::vector<Tensor> dists{top};
     if (cfg.policy_uniform) {
       NoGradGuard ng;
-      Tensor written = to_dtype(ge(st.writes, full({1}, 0.5, z.dtype())), z.dtype());  // [B, N]
+      Tensor written = to_dtype(ge(st.writes, full({1}, 0.5, z.dtype(), z.device())), z.dtype());  // [B, N]
       Tensor count = sum(written, {-1}, true);
-      Tensor none = to_dtype(eq(count, zeros({1}, z.dtype())), z.dtype());
+      Tensor none = to_dtype(eq(count, zeros({1}, z.dtype(), z.device())), z.dtype());
       Tensor uniform = div(add(written, none), add(count, mul(none, double(N))));
       dists.push_back(expand(unsqueeze(uniform, 1), {B, S * R, N}));
     }
     if (cfg.policy_random)
-      dists.push_back(random_read_distributions(cfg.seed, B, S, R, N, position, z.dtype()));
+      dists.push_back(random_read_distributions(cfg.seed, B, S, R, N, position, z.dtype(), z.device()));
     pi = softmax(reshape(policy_gate->forward(h), {B, S * R, cfg.policies()}), -1);
     w = mul(unsqueeze(select(pi, 2, 0), 2), dists[0]);
     for (size_t p = 1; p < dists.size(); ++p)
@@ -178,8 +180,9 @@ BankRead MultiHeadMemoryBank::read(const Tensor& h, const MemoryBankState& st, i
   }
   if (cfg.graph) {
     Tensor rowsum = sum(st.links, {-1}, true);  // [B, N, 1]
-    Tensor keep = sub(ones({1}, z.dtype()), clamp(rowsum, 0.0, 1.0));
-    Tensor stochastic = add(div(st.links, clamp(rowsum, 1.0, INFINITY)), mul(keep, identity(N, z.dtype())));
+    Tensor keep = sub(ones({1}, z.dtype(), z.device()), clamp(rowsum, 0.0, 1.0));
+    Tensor stochastic = add(div(st.links, clamp(rowsum, 1.0, INFINITY)),
+                            mul(keep, identity(N, z.dtype(), z.device())));
     Tensor a = sigmoid(spread_logit);
     w = add(w, mul(a, sub(matmul(w, stochastic), w)));
   }
@@ -197,13 +200,15 @@ Tensor MultiHeadMemoryBank::allocation(const Tensor& usage) const {
   if (cfg.alloc_temperature > 0) return softmax(mul(usage, -1.0 / cfg.alloc_temperature), -1);
   NoGradGuard ng;
   Tensor idx = unsqueeze(argmin(usage, -1), 1);  // [B, 1]
-  return scatter_add(zeros(usage.shape(), usage.dtype()), 1, idx, ones({usage.size(0), 1}, usage.dtype()));
+  return scatter_add(zeros(usage.shape(), usage.dtype(), usage.device()), 1, idx,
+                     ones({usage.size(0), 1}, usage.dtype(), usage.device()));
 }
 
 BankWrite MultiHeadMemoryBank::write(const Tensor& h_seg, MemoryBankState& st) {
   const int64_t B = h_seg.size(0), S = h_seg.size(1), W = cfg.write_heads,
                 d = cfg.width;
   const DType dt = h_seg.dtype();
+  const Device dev = h_seg.device();
   Tensor attn = softmax(write_pool->forward(h_seg), 1);       // [B, S, W] over the segment
   Tensor p = matmul(transpose(attn, 1, 2), h_seg);            // [B, W, E]
   Tensor keys = reshape(write_key->forward(p), {B, W, d});
@@ -221,13 +226,13 @@ BankWrite MultiHeadMemoryBank::write(const Tensor& h_seg, MemoryBankState& st) {
     Tensor ww = mul(g, add(c, mul(ga, sub(alloc, c))));                 // [B, N]
     Tensor ww_col = unsqueeze(ww, 2);                                   // [B, N, 1]
     Tensor e = unsqueeze(select(erase_v, 1, w), 1), v = unsqueeze(select(values, 1, w), 1);  // [B, 1, d]
-    st.slots = add(mul(st.slots, sub(ones({1}, dt), mul(ww_col, e))), mul(ww_col, v));
-    st.usage = add(st.usage, mul(sub(ones({1}, dt), st.usage), ww));
+    st.slots = add(mul(st.slots, sub(ones({1}, dt, dev), mul(ww_col, e))), mul(ww_col, v));
+    st.usage = add(st.usage, mul(sub(ones({1}, dt, dev), st.usage), ww));
     {
       NoGradGuard ng;
       Tensor wd = detach(ww);
       st.writes = add(st.writes, wd);
-      st.age = mul(st.age, sub(ones({1}, dt), wd));
+      st.age = mul(st.age, sub(ones({1}, dt, dev), wd));
     }
     head_weights.push_back(ww);
   }
@@ -246,11 +251,12 @@ void MultiHeadMemoryBank::link(MemoryBankState& st, const Tensor& mean_reads,
   if (!cfg.graph) return;
   const int64_t N = cfg.slots;
   Tensor act = add(mean_reads, mean_writes);                                      // [B, N]
+  const Device dev = act.device();
   Tensor post = div(act, clamp(max(act, 1, true), 1e-30, INFINITY));
   Tensor hebb = matmul(unsqueeze(st.activity, 2), unsqueeze(post, 1));            // pre_i post_j
   Tensor links = add(mul(st.links, cfg.link_decay),
-                     mul(mul(hebb, sub(ones({1}, act.dtype()), st.links)), cfg.stdp_rate));
-  st.links = mul(links, sub(ones({1}, act.dtype()), identity(N, act.dtype())));
+                     mul(mul(hebb, sub(ones({1}, act.dtype(), dev), st.links)), cfg.stdp_rate));
+  st.links = mul(links, sub(ones({1}, act.dtype(), dev), identity(N, act.dtype(), dev)));
   st.activity = post;
 }
 

@@ -103,7 +103,8 @@ struct MemoryBankState {
   Tensor age;       // [B, N]      no gradient: tokens since the last write, softly
   Tensor activity;  // [B, N]      in the graph: the previous segment's (pre), max-normalised
 };
-MemoryBankState initial_bank_state(const MemoryBankConfig& cfg, int64_t batch, DType dtype);
+MemoryBankState initial_bank_state(const MemoryBankConfig& cfg, int64_t batch, DType dtype,
+                                   Device device = Device::cpu);
 
 struct BankRead {
   Tensor reads;    // [B, S, R d]
@@ -144,6 +145,7 @@ class MultiHeadMemoryBank : public nn::Module {
 
 // The random policy's distributions for `rows` (b, t, head) triples, [B, T * R, N] (f64 math).
 Tensor random_read_distributions(uint64_t seed, int64_t batch, int64_t tokens, int64_t heads,
-                                 int64_t slots, int64_t position, DType dtype);
+                                 int64_t slots, int64_t position, DType dtype,
+                                 Device device = Device::cpu);
 
 }  // namespace engram::memnet

@@ -74,7 +74,7 @@ State MultiScaleRetention::initial_state(int64_t batch) const {
   ENGRAM_CHECK(batch > 0, "{}: batch must be positive, got {}", kLayer, batch);
   const Tensor& w = q_proj->weight;
   return {{"S", zeros({batch, heads, key_dim, head_dim}, w.dtype(), w.device())},
-          {"pos", from_vector<int64_t>({0}, {1})}};
+          {"pos", raw::to_device(from_vector<int64_t>({0}, {1}), w.device())}};
 }
 
 std::pair<Tensor, int64_t> MultiScaleRetention::read_state(const State& state,
@@ -195,7 +195,7 @@ Tensor MultiScaleRetention::forward(const Tensor& x, State& state, RetentionForm
     o = stack(outs, 2);
   }
   state_set(state, "S", s);
-  state_set(state, "pos", from_vector<int64_t>({pos + T}, {1}));
+  state_set(state, "pos", raw::to_device(from_vector<int64_t>({pos + T}, {1}), x.device()));
   return note_output(finish(o, p.g));
 }
 
