@@ -3,11 +3,12 @@
 // For every op of the registry (autograd/registry.h) and every sample: the forward and the
 // gradient of every input on the GPU, compared with the CPU in f64 (relative-norm tolerance 1e-10)
 // and in f32 (1e-5; both devices get the same f32 bits), the worst element named on failure
-// (autograd/registry_check.h, check_device). Then every language-model kind the apps build (which
-// between them hold every layer and memory module: CRSD, LSTM, attention, CMR, Titans, MemNet,
-// the state-space family) forward and backward on both devices, a few Adam steps of crsd_tiny's
-// model equal within tolerance, transfers, the caching allocator, out-of-memory errors, and
-// checkpoints saved from and loaded onto the GPU.
+// (autograd/registry_check.h, check_device), and large samples that reach the kernel paths the
+// small ones cannot (chunked reductions, long rows, topk's global sort). Then every language-model
+// kind the apps build (which between them hold every layer and memory module: CRSD, LSTM,
+// attention, CMR, Titans, MemNet, the state-space family) forward and backward on both devices, a
+// few Adam steps of crsd_tiny's model equal within tolerance, transfers, the caching allocator,
+// out-of-memory errors, and checkpoints saved from and loaded onto the GPU.
 //
 // Without a GPU (or in a build without CUDA) every case reports itself as skipped, never passed:
 // the skip decorator below is decided once, before the cases run.
@@ -211,6 +212,50 @@ TEST_CASE("cuda: transfers round-trip through strided views and dtype conversion
 TEST_CASE("cuda: every registry op matches the CPU in f64") { registry_on_device(DType::f64, 1e-10); }
 
 TEST_CASE("cuda: every registry op matches the CPU in f32") { registry_on_device(DType::f32, 1e-5); }
+
+// The registry's samples are small, so some kernel paths never run on them: the chunked
+// two-stage reductions (few outputs over many elements), topk's global-memory sort (lines over
+// 2048), long softmax/cumsum lines, and masked_softmax's rows that see only the prefix (Tq > Tk).
+// These samples reach them, through the same check as the registry's (forward and gradients).
+const OpInfo& op_named(const std::string& name) {
+  for (const OpInfo& op : op_registry())
+    if (op.name == name) return op;
+  FAIL("no registry op named " << name);
+  throw std::logic_error("unreachable");
+}
+
+TEST_CASE("cuda: large and edge shapes reach every reduction path and match the CPU") {
+  Generator g(99);
+  const std::vector<std::pair<std::string, OpSample>> cases = {
+      {"sum", sample("all of 1.1M elements", {rn(g, {1100, 1000})},
+                     {{"dims", Dims{}}, {"keepdim", false}})},
+      {"sum", sample("dim 0 of [100000, 3]", {rn(g, {100000, 3})},
+                     {{"dims", Dims{0}}, {"keepdim", false}})},
+      {"sum", sample("dims [0, 2] of [64, 5, 4096]", {rn(g, {64, 5, 4096})},
+                     {{"dims", Dims{0, 2}}, {"keepdim", true}})},
+      {"max", sample("dim 1 of [3, 70000]", {rn(g, {3, 70000})}, {{"dim", 1}, {"keepdim", false}})},
+      {"softmax", sample("dim 1 of [4, 9000]", {rn(g, {4, 9000})}, {{"dim", 1}})},
+      {"softmax", sample("dim 0 of [300, 7]", {rn(g, {300, 7})}, {{"dim", 0}})},
+      {"cumsum", sample("dim 0 of [20000, 2]", {rn(g, {20000, 2})}, {{"dim", 0}})},
+      {"topk", sample("k=5000 of a 5000 line", {rn(g, {2, 5000})},
+                      {{"k", 5000}, {"dim", 1}, {"largest", true}})},
+      {"topk", sample("k=3 smallest of a 3000 line, dim 0", {rn(g, {3000, 2})},
+                      {{"k", 3}, {"dim", 0}, {"largest", false}})},
+      {"masked_softmax", sample("Tq 6 > Tk 4, prefix 1", {rn(g, {2, 6, 4})},
+                                {{"scale", 0.5}, {"causal", true}, {"window", 0}, {"prefix", 1}})},
+      {"masked_softmax",
+       sample("causal 3000 x 3000 window 700", {rn(g, {1, 3000, 3000})},
+              {{"scale", 0.1}, {"causal", true}, {"window", 700}, {"prefix", 0}})},
+  };
+  for (DType dtype : {DType::f64, DType::f32}) {
+    for (const auto& [name, s] : cases) {
+      DeviceResult r =
+          check_device(op_named(name), s, kDev, dtype, dtype == DType::f64 ? 1e-10 : 1e-5);
+      CHECK_MESSAGE(r.ok,
+                    name << " [" << s.label << "] " << dtype_name(dtype) << ": " << r.message);
+    }
+  }
+}
 
 // One LM kind in one dtype: loss and every parameter gradient on both devices.
 void lm_matches_cpu(const std::string& kind, const std::string& dtype) {
