@@ -172,6 +172,28 @@ void register_nn_ops(std::vector<OpInfo>& r) {
                  {{"p", 0.0}, {"training", true}, {"seed", 15}}),
       };
     }));
+
+  // lstm_sequence (recurrent_ops.cpp): the sample sums the squares of every h_t and of the last
+  // c, so both outputs' gradients reach every input; optional h0 and c0 follow gx and w_hh.
+  r.push_back(entry("lstm_sequence", [](const Inputs& in, const json& p) {
+    Tensor h0 = p.value("h0", false) ? in[2] : Tensor();
+    Tensor c0 = p.value("c0", false) ? in[p.value("h0", false) ? 3 : 2] : Tensor();
+    LstmSequence s = lstm_sequence(in[0], in[1], h0, c0);
+    return add(sum(mul(s.output, s.output)), sum(mul(s.c_last, s.c_last))); },
+    [](Generator& g) {
+      auto make = [&](int64_t B, int64_t T, int64_t H, bool h0, bool c0, std::string label) {
+        Inputs in{rn(g, {B, T, 4 * H}), rn(g, {4 * H, H})};
+        if (h0) in.push_back(rn(g, {B, H}));
+        if (c0) in.push_back(rn(g, {B, H}));
+        return sample(label, in, {{"h0", h0}, {"c0", c0}});
+      };
+      return std::vector<OpSample>{
+          make(2, 3, 2, false, false, "B2 T3 H2 from zeros"),
+          make(1, 4, 3, true, true, "B1 T4 H3 with h0 and c0"),
+          make(3, 1, 1, false, true, "a single step, H1, c0 only"),
+          make(2, 5, 4, true, false, "B2 T5 H4 with h0"),
+      };
+    }));
 }
 
 }  // namespace engram

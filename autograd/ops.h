@@ -159,6 +159,18 @@ Tensor irfft(const Tensor& X, int64_t n);  // [.., n/2+1, 2] -> [.., n], normali
 // h_t = a_t * h_{t-1} + b_t along dim 1 of [B, T, ...]; h0 [B, ...] (undefined = zeros).
 Tensor linear_scan(const Tensor& a, const Tensor& b, const Tensor& h0 = Tensor());
 
+// ---- recurrent_ops.cpp (nn/recurrent.h's cells over a whole sequence, one tape node) ----
+// LSTM layer over time, gates in PyTorch's order i f g o (nn/recurrent.h has the cell):
+// gx [B, T, 4H] = x_t W_ih^T + biases for every step, w_hh [4H, H], h0 and c0 [B, H]
+// (undefined = zeros). Returns every h_t [B, T, H] and the last cell state [B, H]; the last h
+// is output[:, T-1].
+struct LstmSequence {
+  Tensor output;  // [B, T, H]
+  Tensor c_last;  // [B, H]
+};
+LstmSequence lstm_sequence(const Tensor& gx, const Tensor& w_hh, const Tensor& h0 = Tensor(),
+                           const Tensor& c0 = Tensor());
+
 // ---- memory_ops.cpp (fused ops of the memory modules) ----
 // Hebbian scan over time: H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t, H_{-1} = h0.
 // q, k [B, T, dk], v [B, T, dv], gamma and eta 0-dim tensors, h0 [B, dk, dv] (undefined = zeros).

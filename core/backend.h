@@ -120,6 +120,18 @@ struct Backend {
   void (*nll_loss)(Tref log_probs, Tref target, int64_t ignore_index, Tref loss) = nullptr;
   void (*nll_loss_backward)(Tref target, int64_t ignore_index, Tref dloss, Tref dlog_probs) = nullptr;
 
+  // ---- recurrent cells (nn/recurrent.h; autograd/recurrent_ops.cpp runs the time loop) ----
+  // The pointwise part of one LSTM step on contiguous [B, 4H] gates in PyTorch's order i f g o.
+  // gates holds the pre-activations on entry and i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of
+  // them on return (kept for the backward); c = f c_prev + i g, tanh_c = tanh(c), h = o tanh_c
+  // ([B, H] each, contiguous; h may be a row block of a bigger buffer).
+  void (*lstm_cell)(Tref gates, Tref c_prev, Tref c, Tref tanh_c, Tref h) = nullptr;
+  // Its backward from those activations: dh [B, H] reaches h; dc [B, H] holds the gradient
+  // reaching c from later steps on entry and the gradient of c_prev on return; writes the
+  // pre-activation gradients dgates [B, 4H] (core/recurrent_math.h has the formulas).
+  void (*lstm_cell_backward)(Tref gates, Tref c_prev, Tref tanh_c, Tref dh, Tref dc,
+                             Tref dgates) = nullptr;
+
   // ---- FFT along the last dim (unnormalised, complex as trailing [re, im] pairs) ----
   // irfft is the plain c2r sum over the Hermitian-extended spectrum (no 1/n: autograd/fft.cpp
   // scales); it ignores the imag parts of DC and (even n) Nyquist and leaves x unchanged.

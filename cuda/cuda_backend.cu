@@ -24,6 +24,7 @@ void register_cmr(Backend& b);          // cuda_cmr.cu
 void register_titans(Backend& b);       // cuda_titans.cu
 void register_ssm(Backend& b);          // cuda_ssm.cu
 void register_optim(Backend& b);        // cuda_optim.cu
+void register_recurrent(Backend& b);    // cuda_recurrent.cu
 
 // ---------------------------------------------------------------- errors, stream, settings
 void fail_cuda(cudaError_t err, const char* call, const char* op) {
@@ -250,6 +251,7 @@ Backend make_cuda_backend() {
   register_titans(b);
   register_ssm(b);
   register_optim(b);
+  register_recurrent(b);
   return b;
 }
 

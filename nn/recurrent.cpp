@@ -89,17 +89,12 @@ LSTMOutput LSTM::forward(const Tensor& x, const LSTMState& state) {
     // Both biases are constant over time, so they are added once to the projected inputs.
     Tensor bias = p.b_ih.defined() ? add(p.b_ih, p.b_hh) : Tensor();
     Tensor gx = project_all_steps(seq, p.w_ih, bias);  // [B, T, 4H]
-    Tensor w_hh_t = transpose(p.w_hh, 0, 1);            // [H, 4H], a view
-    std::vector<Tensor> hs, gx_steps = unbind(gx, 1);
-    for (int64_t t = 0; t < T; ++t) {
-      Tensor g = add(gx_steps[t], matmul(h, w_hh_t));  // [B, 4H]
-      Tensor i = sigmoid(gate(g, 0, H)), f = sigmoid(gate(g, 1, H));
-      Tensor gg = tanh(gate(g, 2, H)), o = sigmoid(gate(g, 3, H));
-      c = add(mul(f, c), mul(i, gg));
-      h = mul(o, tanh(c));
-      hs.push_back(h);
-    }
-    seq = stack(hs, 1);  // [B, T, H]
+    // The time loop is one fused op (autograd/recurrent_ops.cpp): the cell's pointwise step as
+    // one kernel, h W_hh^T as one gemm per step, and one tape node for the whole layer.
+    LstmSequence layer = lstm_sequence(gx, p.w_hh, h, c);
+    seq = layer.output;  // [B, T, H]
+    h = select(seq, 1, T - 1);
+    c = layer.c_last;
     if (dropout > 0 && l + 1 < num_layers) seq = engram::dropout(seq, dropout, is_training(), gen_);
     h_last.push_back(h);
     c_last.push_back(c);

@@ -20,7 +20,9 @@
 // Parameters are named weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}, in that order,
 // and initialised U(-1/sqrt(H), 1/sqrt(H)) like PyTorch, so state dicts load either way.
 // Speed: the input projection x W_ih^T + b of a layer is one matmul over all B*T rows; only
-// h W_hh^T is left inside the time loop. Between layers an optional dropout (training only) is
+// h W_hh^T is left inside the time loop. The LSTM's loop is one fused op, lstm_sequence
+// (autograd/recurrent_ops.cpp: one gemm and one pointwise cell kernel per step, its backward by
+// hand); the GRU's is still per-step autograd ops. Between layers an optional dropout (training only) is
 // applied to the outputs of every layer but the last, as in PyTorch.
 // Only batched input is accepted (PyTorch's unbatched [T, C] form is not).
 #pragma once

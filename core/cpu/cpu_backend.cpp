@@ -24,6 +24,7 @@ void register_ssm_scan(Backend& b);     // cpu_ssm_scan.cpp
 void register_cmr(Backend& b);          // cpu_cmr.cpp
 void register_optim(Backend& b);        // cpu_optim.cpp
 void register_attention(Backend& b);    // cpu_attention.cpp
+void register_recurrent(Backend& b);    // cpu_recurrent.cpp
 
 // 64-byte aligned so SIMD loads and BLAS panels never straddle cache lines.
 static void* cpu_alloc(size_t n) { return std::aligned_alloc(64, (n + 63) / 64 * 64); }
@@ -49,6 +50,7 @@ Backend make_cpu_backend() {
   register_cmr(b);
   register_optim(b);
   register_attention(b);
+  register_recurrent(b);
   return b;
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/cpu/kernel_checks.h"
 #include "core/flops.h"
 
 namespace engram::cpu {
@@ -72,12 +73,6 @@ void drift_backward(const T* cin, const T* beta, const T* c0, const T* c, const 
     }
     std::memcpy(dc0 + b * D, g.data(), D * sizeof(T));
   }
-}
-
-void check_contiguous(std::initializer_list<const Tensor*> ts, const char* op) {
-  for (const Tensor* t : ts)
-    ENGRAM_CHECK(t->is_contiguous(), "{}: kernel expects contiguous tensors, got {}", op,
-                 shape_str(t->shape()));
 }
 
 void cmr_drift_scan(Tref cin, Tref beta, Tref c0, Tref c) {

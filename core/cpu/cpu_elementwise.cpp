@@ -3,14 +3,47 @@
 // The formulas (each unary op's forward y = f(x) beside its derivative dy/dx, and the binary
 // ops) are core/elementwise_math.h, shared with the CUDA backend (cuda/cuda_elementwise.cu).
 // All loops run through for_each_strided (core/cpu/strided.h): any strides, OpenMP for big ones.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/backend.h"
-#include "core/elementwise_math.h"
 #include "core/cpu/strided.h"
+#include "core/cpu/vmath.h"
+#include "core/elementwise_math.h"
 
 namespace engram::cpu {
+
+// In float, the transcendental activations run on core/cpu/vmath.h's polynomials, so their
+// loops vectorise (libm's erff alone was 6% of the transformer step, scalar); the results
+// differ from libm's by a few ulp (tanh, sigmoid, silu) or up to 1.5e-7 (erf in GELU). Double
+// keeps libm: it is the gradchecks' reference. Every other op is elementwise_math.h's formula.
+template <UnaryOp OP> constexpr bool kVectorMath =
+    OP == UnaryOp::tanh || OP == UnaryOp::sigmoid || OP == UnaryOp::silu || OP == UnaryOp::gelu;
+
+template <typename T, UnaryOp OP> static inline T cpu_unary_f(T x, T a, T b) {
+  if constexpr (std::is_same_v<T, float> && kVectorMath<OP>) {
+    if constexpr (OP == UnaryOp::tanh) return vtanh(x);
+    if constexpr (OP == UnaryOp::sigmoid) return vsigmoid(x);
+    if constexpr (OP == UnaryOp::silu) return x * vsigmoid(x);
+    if constexpr (OP == UnaryOp::gelu) return 0.5f * x * (1.0f + verf(x * float(kInvSqrt2)));
+  } else {
+    return unary_f<T>(OP, x, a, b);
+  }
+}
+
+template <typename T, UnaryOp OP> static inline T cpu_unary_df(T x, T y, T a, T b) {
+  if constexpr (std::is_same_v<T, float> && OP == UnaryOp::silu) {
+    const float sg = vsigmoid(x);
+    return sg * (1.0f + x * (1.0f - sg));
+  } else if constexpr (std::is_same_v<T, float> && OP == UnaryOp::gelu) {  // Phi(x) + x phi(x)
+    return 0.5f * (1.0f + verf(x * float(kInvSqrt2))) +
+           x * float(kInvSqrt2Pi) * vexp(-0.5f * x * x);
+  } else {
+    return unary_df<T>(OP, x, y, a, b);  // tanh and sigmoid use y: nothing to evaluate
+  }
+}
 
 static void copy(Tref dst, Tref src) {
   if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous()) {
@@ -45,15 +78,45 @@ static void host_copy(Tref dst, Tref src) { copy(dst, src); }
 
 // ---------------------------------------------------------------- unary
 // The op is a template argument so the switch in unary_f folds away and the loop vectorises
-// (with a runtime op the switch stays inside the loop: relu ran ~30x slower).
+// (with a runtime op the switch stays inside the loop: relu ran ~30x slower). Contiguous
+// operands (the common case) take unary_dense, compiled for SSE2 and for AVX2 + FMA
+// (ENGRAM_SIMD_CLONES): the polynomial activations run twice as wide on a CPU that has AVX2
+// (GELU's forward on [2048, 512] floats: 2.8 -> 1.0 ms, docs/benchmarks.md).
+template <typename T, UnaryOp OP>
+ENGRAM_SIMD_CLONES static void unary_dense(const T* x, T* o, int64_t n, T a, T b) {
+  for (int64_t j = 0; j < n; ++j) o[j] = cpu_unary_f<T, OP>(x[j], a, b);
+}
+template <typename T, UnaryOp OP>
+ENGRAM_SIMD_CLONES static void unary_backward_dense(const T* x, const T* y, const T* dy, T* dx,
+                                                    int64_t n, T a, T b) {
+  for (int64_t j = 0; j < n; ++j) dx[j] = dy[j] * cpu_unary_df<T, OP>(x[j], y[j], a, b);
+}
+// Calls dense(begin, count) over [0, n) in blocks, split over OpenMP threads when n is large.
+template <class Dense> static void run_dense(int64_t n, Dense dense) {
+  constexpr int64_t kBlock = 1 << 13;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < blocks; ++i) dense(i * kBlock, std::min(kBlock, n - i * kBlock));
+}
+
+// Strided runs are gathered into a small buffer and go through the same dense function, so a
+// view and its contiguous copy give bit-identical results (the AVX2 clone's FMAs round
+// differently from the SSE2 code a separate strided loop would compile to).
+constexpr int64_t kGather = 256;
+
 template <typename T, UnaryOp OP> static void unary_loop(const T* xp, T* o, T a, T b, Tref x, Tref out) {
+  if (x.is_contiguous() && out.is_contiguous() && x.shape() == out.shape()) {
+    run_dense(out.numel(), [=](int64_t i, int64_t n) { unary_dense<T, OP>(xp + i, o + i, n, a, b); });
+    return;
+  }
   for_each_strided<2>(out.shape(), {out.strides(), x.strides()}, [=](auto off, int64_t n, auto st) {
-    if (st[0] == 1 && st[1] == 1) {
-      T* oo = o + off[0];
-      const T* xx = xp + off[1];
-      for (int64_t j = 0; j < n; ++j) oo[j] = unary_f<T>(OP, xx[j], a, b);
-    } else {
-      for (int64_t j = 0; j < n; ++j) o[off[0] + j * st[0]] = unary_f<T>(OP, xp[off[1] + j * st[1]], a, b);
+    if (st[0] == 1 && st[1] == 1) return unary_dense<T, OP>(xp + off[1], o + off[0], n, a, b);
+    T xin[kGather], yout[kGather];
+    for (int64_t j0 = 0; j0 < n; j0 += kGather) {
+      const int64_t m = std::min(kGather, n - j0);
+      for (int64_t j = 0; j < m; ++j) xin[j] = xp[off[1] + (j0 + j) * st[1]];
+      unary_dense<T, OP>(xin, yout, m, a, b);
+      for (int64_t j = 0; j < m; ++j) o[off[0] + (j0 + j) * st[0]] = yout[j];
     }
   });
 }
@@ -78,17 +141,28 @@ static void unary(UnaryOp op, Tref x, double p0, double p1, Tref out) {
 template <typename T, UnaryOp OP>
 static void unary_backward_loop(const T* xp, const T* yp, const T* gp, T* o, T a, T b, Tref x, Tref y,
                                 Tref dy, Tref dx) {
+  if (x.is_contiguous() && y.is_contiguous() && dy.is_contiguous() && dx.is_contiguous() &&
+      x.shape() == dx.shape() && y.shape() == dx.shape() && dy.shape() == dx.shape()) {
+    run_dense(dx.numel(), [=](int64_t i, int64_t n) {
+      unary_backward_dense<T, OP>(xp + i, yp + i, gp + i, o + i, n, a, b);
+    });
+    return;
+  }
   for_each_strided<4>(dx.shape(), {dx.strides(), x.strides(), y.strides(), dy.strides()},
                       [=](auto off, int64_t n, auto st) {
-                        if (st[0] == 1 && st[1] == 1 && st[2] == 1 && st[3] == 1) {
-                          T* oo = o + off[0];
-                          const T *xx = xp + off[1], *yy = yp + off[2], *gg = gp + off[3];
-                          for (int64_t j = 0; j < n; ++j) oo[j] = gg[j] * unary_df<T>(OP, xx[j], yy[j], a, b);
-                        } else {
-                          for (int64_t j = 0; j < n; ++j)
-                            o[off[0] + j * st[0]] =
-                                gp[off[3] + j * st[3]] *
-                                unary_df<T>(OP, xp[off[1] + j * st[1]], yp[off[2] + j * st[2]], a, b);
+                        if (st[0] == 1 && st[1] == 1 && st[2] == 1 && st[3] == 1)
+                          return unary_backward_dense<T, OP>(xp + off[1], yp + off[2], gp + off[3],
+                                                             o + off[0], n, a, b);
+                        T xin[kGather], yin[kGather], gin[kGather], dout[kGather];
+                        for (int64_t j0 = 0; j0 < n; j0 += kGather) {
+                          const int64_t m = std::min(kGather, n - j0);
+                          for (int64_t j = 0; j < m; ++j) {
+                            xin[j] = xp[off[1] + (j0 + j) * st[1]];
+                            yin[j] = yp[off[2] + (j0 + j) * st[2]];
+                            gin[j] = gp[off[3] + (j0 + j) * st[3]];
+                          }
+                          unary_backward_dense<T, OP>(xin, yin, gin, dout, m, a, b);
+                          for (int64_t j = 0; j < m; ++j) o[off[0] + (j0 + j) * st[0]] = dout[j];
                         }
                       });
 }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/cpu/kernel_checks.h"
 
 namespace engram::cpu {
 
@@ -116,15 +117,9 @@ static void hebbian_backward_typed(const T* q, const T* k, const T* v, T gamma, 
   *deta_out += deta;
 }
 
-static void check_contig(std::initializer_list<const Tensor*> ts, const char* op) {
-  for (const Tensor* t : ts)
-    ENGRAM_CHECK(!t->defined() || t->is_contiguous(), "{}: kernel expects contiguous tensors, got {}",
-                 op, shape_str(t->shape()));
-}
-
 static void hebbian_scan(Tref q, Tref k, Tref v, double gamma, double eta, Tref h0, int64_t chunk,
                          Tref r, Tref h_last, Tref ckpt) {
-  check_contig({&q, &k, &v, &h0, &r, &h_last, &ckpt}, "hebbian_scan");
+  check_contiguous({&q, &k, &v, &h0, &r, &h_last, &ckpt}, "hebbian_scan");
   int64_t B = q.shape()[0], Tn = q.shape()[1], dk = q.shape()[2], dv = v.shape()[2];
   ENGRAM_DISPATCH_FLOAT(q.dtype(), "hebbian_scan", [&] {
     using T = scalar_t;
@@ -136,7 +131,7 @@ static void hebbian_scan(Tref q, Tref k, Tref v, double gamma, double eta, Tref 
 static void hebbian_scan_backward(Tref q, Tref k, Tref v, double gamma, double eta, Tref ckpt,
                                   int64_t chunk, Tref dr, Tref dh_last, bool detach, Tref dq,
                                   Tref dk, Tref dv, Tref dh0, Tref grads) {
-  check_contig({&q, &k, &v, &ckpt, &dr, &dh_last, &dq, &dk, &dv, &dh0}, "hebbian_scan_backward");
+  check_contiguous({&q, &k, &v, &ckpt, &dr, &dh_last, &dq, &dk, &dv, &dh0}, "hebbian_scan_backward");
   int64_t B = q.shape()[0], Tn = q.shape()[1], dkn = q.shape()[2], dvn = v.shape()[2];
   double* g = grads.data<double>();
   ENGRAM_DISPATCH_FLOAT(q.dtype(), "hebbian_scan_backward", [&] {

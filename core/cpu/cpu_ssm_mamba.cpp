@@ -39,81 +39,15 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/cpu/kernel_checks.h"
+#include "core/cpu/vmath.h"
 
 namespace engram::cpu {
 
-// The scan's task functions are compiled twice by g++ on x86-64, for the baseline (SSE2) and for
-// x86-64-v3 (AVX2 + FMA, twice the vector width), and the loader picks the one the CPU runs
-// (target_clones; clang 14 cannot clone templates, so it builds the baseline only). valgrind
-// cannot decode some of the AVX2 clone's instructions: check this file under valgrind with the
-// macro defined empty.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define ENGRAM_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ENGRAM_SIMD_CLONES
-#endif
-
+// The scan's task functions are built for SSE2 and AVX2 (ENGRAM_SIMD_CLONES, core/cpu/vmath.h).
 constexpr int64_t kBlock = 16;           // channels per task
 constexpr int64_t kParallelGrain = 1 << 14;  // elements of work below which one thread runs
 
-// ---------------------------------------------------------------- a vectorisable exp
-// exp(x) = 2^k e^r with k = round(x / ln2) and |r| <= ln2 / 2: r by Cody-Waite reduction (ln2
-// split into a head whose products with k are exact, and a tail), e^r by its Taylor series
-// (degree 13 for double, 7 for float: truncation below one ulp), 2^k written straight into the
-// exponent bits. k comes from adding 1.5 * 2^52 (2^23): the sum rounds x / ln2 to an integer
-// that sits in the low mantissa bits. x is clamped to the normal range first, so huge negative
-// arguments give ~1e-308 (1e-38) instead of 0: harmless where it is used (a decay factor);
-// +-inf gives NaN. The clamp is arithmetic on 0/1 masks because g++ (with its default
-// -ftrapping-math) will not turn a compare-and-select into vector code, and this loop must be.
-static inline double vexp(double x) {
-  const double below = x < -708.0, above = x > 709.0;  // 0/1: a select would be a branch
-  x = x * (1.0 - below - above) + (-708.0 * below + 709.0 * above);
-  const double shift = 0x1.8p52;
-  double kd = x * 1.4426950408889634 + shift;
-  const uint64_t ki = std::bit_cast<uint64_t>(kd);
-  kd -= shift;
-  const double r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
-  double p = 1.0 / 6227020800.0;
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  return p * std::bit_cast<double>((ki + 1023) << 52);
-}
-
-static inline float vexp(float x) {
-  const float below = x < -87.0f, above = x > 88.0f;
-  x = x * (1.0f - below - above) + (-87.0f * below + 88.0f * above);
-  const float shift = 0x1.8p23f;
-  float kf = x * 1.44269504f + shift;
-  const uint32_t ki = std::bit_cast<uint32_t>(kf);
-  kf -= shift;
-  const float r = (x - kf * 0.693359375f) - kf * -2.12194440e-4f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  return p * std::bit_cast<float>((ki + 127) << 23);
-}
-
-static void check_contig(std::initializer_list<const Tensor*> ts, const char* op) {
-  for (const Tensor* t : ts)
-    ENGRAM_CHECK(!t->defined() || t->is_contiguous(), "{}: kernel expects contiguous tensors, got {}",
-                 op, shape_str(t->shape()));
-}
 
 template <typename T> static const T* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
@@ -190,7 +124,7 @@ static void conv_backward_typed(const T* xp, const T* w, const T* dy, int64_t B,
 }
 
 static void causal_conv1d(Tref xp, Tref w, Tref bias, Tref y) {
-  check_contig({&xp, &w, &bias, &y}, "causal_conv1d");
+  check_contiguous({&xp, &w, &bias, &y}, "causal_conv1d");
   const int64_t B = xp.shape()[0], D = xp.shape()[2], K = w.shape()[1];
   const int64_t L = xp.shape()[1] - (K - 1);
   ENGRAM_DISPATCH_FLOAT(xp.dtype(), "causal_conv1d", [&] {
@@ -200,7 +134,7 @@ static void causal_conv1d(Tref xp, Tref w, Tref bias, Tref y) {
 }
 
 static void causal_conv1d_backward(Tref xp, Tref w, Tref dy, Tref dxp, Tref dw, Tref dbias) {
-  check_contig({&xp, &w, &dy, &dxp, &dw, &dbias}, "causal_conv1d_backward");
+  check_contiguous({&xp, &w, &dy, &dxp, &dw, &dbias}, "causal_conv1d_backward");
   const int64_t B = xp.shape()[0], D = xp.shape()[2], K = w.shape()[1];
   const int64_t L = xp.shape()[1] - (K - 1);
   ENGRAM_DISPATCH_FLOAT(xp.dtype(), "causal_conv1d_backward", [&] {
@@ -251,7 +185,6 @@ template <typename T> static inline void lanes_row(const T* lanes, int64_t nd, T
   }
 }
 
-template <typename T> static inline T vsigmoid(T x) { return T(1) / (T(1) + vexp(-x)); }
 
 // One task of the forward: batch b, channels [d0, d0 + nd), all of time. `work` holds
 // 2 N kBlock values.
@@ -483,7 +416,7 @@ static ScanDims scan_dims(Tref u, Tref A, int64_t chunk) {
 
 static void selective_scan(Tref u, Tref dt, Tref A, Tref Bm, Tref Cm, Tref Dskip, Tref z, Tref h0,
                            int64_t chunk, Tref out, Tref h_last, Tref ckpt) {
-  check_contig({&u, &dt, &A, &Bm, &Cm, &Dskip, &z, &h0, &out, &h_last, &ckpt}, "selective_scan");
+  check_contiguous({&u, &dt, &A, &Bm, &Cm, &Dskip, &z, &h0, &out, &h_last, &ckpt}, "selective_scan");
   ENGRAM_CHECK(chunk > 0, "selective_scan: chunk must be positive, got {}", chunk);
   const ScanDims s = scan_dims(u, A, chunk);
   ENGRAM_DISPATCH_FLOAT(u.dtype(), "selective_scan", [&] {
@@ -498,7 +431,7 @@ static void selective_scan_backward(Tref u, Tref dt, Tref A, Tref Bm, Tref Cm, T
                                     Tref ckpt, int64_t chunk, Tref dout, Tref dh_last, Tref du,
                                     Tref ddt, Tref dA, Tref dBm, Tref dCm, Tref dDskip, Tref dz,
                                     Tref dh0) {
-  check_contig({&u, &dt, &A, &Bm, &Cm, &Dskip, &z, &ckpt, &dout, &dh_last, &du, &ddt, &dA, &dBm,
+  check_contiguous({&u, &dt, &A, &Bm, &Cm, &Dskip, &z, &ckpt, &dout, &dh_last, &du, &ddt, &dA, &dBm,
                 &dCm, &dDskip, &dz, &dh0},
                "selective_scan_backward");
   ENGRAM_CHECK(chunk > 0, "selective_scan_backward: chunk must be positive, got {}", chunk);

@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/cpu/kernel_checks.h"
 #include "core/flops.h"
 
 namespace engram::cpu {
@@ -511,16 +512,10 @@ static void titans_mlp_backward_typed(const T* q, const T* k, const T* v, const 
   }
 }
 
-static void check_contig(std::initializer_list<const Tensor*> ts, const char* op) {
-  for (const Tensor* t : ts)
-    ENGRAM_CHECK(!t->defined() || t->is_contiguous(), "{}: kernel expects contiguous tensors, got {}",
-                 op, shape_str(t->shape()));
-}
-
 static void titans_linear_memory(Tref q, Tref k, Tref v, Tref theta, Tref eta, Tref alpha, Tref m0,
                                  Tref s0, int64_t chunk, Tref y, Tref m_last, Tref s_last,
                                  Tref ckpt_m, Tref ckpt_s) {
-  check_contig({&q, &k, &v, &theta, &eta, &alpha, &m0, &s0, &y, &m_last, &s_last, &ckpt_m, &ckpt_s},
+  check_contiguous({&q, &k, &v, &theta, &eta, &alpha, &m0, &s0, &y, &m_last, &s_last, &ckpt_m, &ckpt_s},
                "titans_linear_memory");
   int64_t B = q.shape()[0], Tn = q.shape()[1], dk = q.shape()[2], dv = v.shape()[2];
   ENGRAM_DISPATCH_FLOAT(q.dtype(), "titans_linear_memory", [&] {
@@ -536,7 +531,7 @@ static void titans_linear_memory_backward(Tref q, Tref k, Tref v, Tref theta, Tr
                                           Tref ckpt_m, Tref ckpt_s, int64_t chunk, Tref dy,
                                           Tref dm_last, Tref ds_last, Tref dq, Tref dk, Tref dv,
                                           Tref dtheta, Tref deta, Tref dalpha, Tref dm0, Tref ds0) {
-  check_contig({&q, &k, &v, &theta, &eta, &alpha, &ckpt_m, &ckpt_s, &dy, &dm_last, &ds_last, &dq,
+  check_contiguous({&q, &k, &v, &theta, &eta, &alpha, &ckpt_m, &ckpt_s, &dy, &dm_last, &ds_last, &dq,
                 &dk, &dv, &dtheta, &deta, &dalpha, &dm0, &ds0},
                "titans_linear_memory_backward");
   int64_t B = q.shape()[0], Tn = q.shape()[1], dkn = q.shape()[2], dvn = v.shape()[2];
@@ -555,7 +550,7 @@ static void titans_mlp_memory(Tref q, Tref k, Tref v, Tref theta, Tref eta, Tref
                               Tref w2, Tref s1, Tref s2, int64_t chunk, Tref y, Tref w1_last,
                               Tref w2_last, Tref s1_last, Tref s2_last, Tref ckpt_w1,
                               Tref ckpt_w2, Tref ckpt_s1, Tref ckpt_s2) {
-  check_contig({&q, &k, &v, &theta, &eta, &alpha, &w1, &w2, &s1, &s2, &y, &w1_last, &w2_last,
+  check_contiguous({&q, &k, &v, &theta, &eta, &alpha, &w1, &w2, &s1, &s2, &y, &w1_last, &w2_last,
                 &s1_last, &s2_last, &ckpt_w1, &ckpt_w2, &ckpt_s1, &ckpt_s2},
                "titans_mlp_memory");
   int64_t B = q.shape()[0], Tn = q.shape()[1], dk = q.shape()[2], h = w1.shape()[1],
@@ -577,7 +572,7 @@ static void titans_mlp_memory_backward(Tref q, Tref k, Tref v, Tref theta, Tref 
                                        Tref ds1_last, Tref ds2_last, Tref dq, Tref dk, Tref dv,
                                        Tref dtheta, Tref deta, Tref dalpha, Tref dw1, Tref dw2,
                                        Tref ds1, Tref ds2) {
-  check_contig({&q, &k, &v, &theta, &eta, &alpha, &ckpt_w1, &ckpt_w2, &ckpt_s1, &ckpt_s2, &dy,
+  check_contiguous({&q, &k, &v, &theta, &eta, &alpha, &ckpt_w1, &ckpt_w2, &ckpt_s1, &ckpt_s2, &dy,
                 &dw1_last, &dw2_last, &ds1_last, &ds2_last, &dq, &dk, &dv, &dtheta, &deta,
                 &dalpha, &dw1, &dw2, &ds1, &ds2},
                "titans_mlp_memory_backward");

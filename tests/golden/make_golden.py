@@ -151,6 +151,24 @@ def linear_scan(xs, p):
     return torch.stack(hs, 1)
 
 
+def lstm_sequence(xs, p):
+    # opinfo_nn.cpp: gx [B, T, 4H] (inputs already projected), w_hh [4H, H], optional h0 and c0;
+    # PyTorch's LSTM cell (gates i f g o) step by step; the sample returns sum(h^2) + sum(c_T^2).
+    gx, w_hh = xs[0], xs[1]
+    B, T, H = gx.shape[0], gx.shape[1], w_hh.shape[1]
+    rest = xs[2:]
+    h = rest.pop(0) if p.get("h0", False) else torch.zeros(B, H, dtype=gx.dtype)
+    c = rest.pop(0) if p.get("c0", False) else torch.zeros(B, H, dtype=gx.dtype)
+    hs = []
+    for t in range(T):
+        i, f, g, o = (gx[:, t] + h @ w_hh.t()).chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        hs.append(h)
+    y = torch.stack(hs, 1)
+    return (y * y).sum() + (c * c).sum()
+
+
 def hebbian_scan(xs, p):
     # opinfo_memory.cpp: H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t, H_{-1} = h0;
     # "detach": H_{t-1} is detached at every step; the sample returns sum(r^2) + sum(H_T^2).
@@ -369,6 +387,7 @@ OPS = {
     "layer_norm": layer_norm,
     "rms_norm": rms_norm,
     "dropout": dropout,  # takes the sample too (see the docstring)
+    "lstm_sequence": lstm_sequence,  # recurrent_ops.cpp
     # ---- conv (opinfo_conv.cpp), NCHW or unbatched CHW
     "conv2d": conv2d,
     "max_pool2d": max_pool2d,
