@@ -19,6 +19,7 @@
 #include "tests/test_util.h"
 #include "autograd/raw_ops.h"
 #include "core/backend.h"
+#include "core/device.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 
@@ -932,4 +933,49 @@ TEST_CASE("core kernels: batched matmul with broadcast batch dims") {
     CHECK(contains(msg, "[2]"));
     CHECK(contains(msg, "[3]"));
   }
+}
+
+// ================================================================ CPU caching allocator
+TEST_CASE("core: the CPU caching allocator reuses large blocks and counts what it holds") {
+  cpu_empty_cache();
+  const DeviceMemoryStats start = cpu_memory_stats();
+  CHECK(start.cached == 0);
+  if (!cpu_cache_enabled()) {  // make sanitize: every block comes from the system and goes back
+    { Tensor big = empty({1 << 20}, DType::f32); }
+    { Tensor again = empty({1 << 20}, DType::f32); }
+    CHECK(cpu_memory_stats().fresh == start.fresh + 2);
+    CHECK(cpu_memory_stats().cached == 0);
+    CHECK(cpu_memory_stats().in_use == start.in_use);
+    return;
+  }
+  const void* first = nullptr;
+  {
+    Tensor big = empty({1 << 20}, DType::f32);  // 4 MiB: cached after its free
+    first = big.raw_data();
+    CHECK(reinterpret_cast<uintptr_t>(first) % 64 == 0);
+    const DeviceMemoryStats live = cpu_memory_stats();
+    CHECK(live.in_use >= start.in_use + (size_t(4) << 20));
+    CHECK(live.fresh == start.fresh + 1);
+    CHECK(live.peak >= live.in_use);
+  }
+  const DeviceMemoryStats freed = cpu_memory_stats();
+  CHECK(freed.cached >= (size_t(4) << 20));
+  CHECK(freed.in_use == start.in_use);
+  {
+    // a slightly smaller size falls in the same class: the same block comes back, not a new one
+    Tensor again = empty({(1 << 20) - 100}, DType::f32);
+    CHECK(again.raw_data() == first);
+    CHECK(cpu_memory_stats().reused == freed.reused + 1);
+    CHECK(cpu_memory_stats().fresh == freed.fresh);
+    CHECK(cpu_memory_stats().cached == freed.cached - (size_t(4) << 20));
+    cpu().fill(again, 2.5);
+    CHECK(again.to_vector<float>()[12345] == 2.5f);
+  }
+  {
+    Tensor small = zeros({100});  // below the cache's minimum: straight to malloc, not counted
+    CHECK(cpu_memory_stats().fresh == freed.fresh);
+    CHECK(small.to_vector<float>()[99] == 0.0f);
+  }
+  cpu_empty_cache();
+  CHECK(cpu_memory_stats().cached == 0);
 }

@@ -11,7 +11,8 @@
 // blocks, engram then torch, so both see the same machine. Output, one line per workload:
 //
 //   workload=mlp engram_ms=<median> torch_ms=<median> ratio=<torch/engram> threads=<n> [gflop=<per step>]
-//       engram_peak_mb=<MiB> torch_peak_mb=<MiB> mem_ratio=<torch/engram>     (all on one line)
+//       engram_peak_mb=<MiB> torch_peak_mb=<MiB> mem_ratio=<torch/engram>
+//       fresh_blocks=<large CPU blocks engram took from the system in the timed steps> (one line)
 //
 // ratio > 1 means engram is faster. gflop (dense workloads only) is the matmul/conv work of one
 // step; with `--peak`'s sgemm figure it gives the fraction of the machine's peak each side reaches.
@@ -273,6 +274,7 @@ void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* t
   if (torch && o.warmup > 0) torch->time(o.warmup);
 
   std::vector<double> ours, theirs;
+  const size_t fresh_before = cpu_memory_stats().fresh;  // large blocks the system had to give
   double torch_peak_bytes = 0;  // from the last 'time' reply: the torch side's peak so far
   const int64_t block = std::max<int64_t>(1, (o.steps + kAlternations - 1) / kAlternations);
   for (int64_t done = 0; done < o.steps; done += block) {
@@ -291,6 +293,7 @@ void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* t
   // Read right after the last step, before anything here allocates, so the peak is the workload's.
   std::optional<double> hwm =
       on_gpu ? std::optional<double>(double(cuda_memory_stats().peak)) : status_bytes("VmHWM");
+  const size_t fresh_blocks = cpu_memory_stats().fresh - fresh_before;
   const double engram_ms = median(ours);
   std::string torch_ms = "NA", ratio = "NA";
   if (torch) {
@@ -312,9 +315,12 @@ void time_workload(bench::Workload& w, nn::Optimizer& opt, bench::TorchServer* t
   // says nothing.
   if (hwm && baseline && torch && *hwm - *baseline >= kMiB && torch_peak_bytes >= kMiB)
     mem_ratio = fmt::format("{:.2f}", torch_peak_bytes / (*hwm - *baseline));
+  // fresh_blocks: large CPU blocks (>= 256 KiB) allocated from the system during the timed
+  // steps, i.e. not served by the caching allocator; 0 in a steady state.
   fmt::print("workload={} engram_ms={:.3f} torch_ms={} ratio={} threads={}{} engram_peak_mb={} "
-             "torch_peak_mb={} mem_ratio={}\n",
-             w.name, engram_ms, torch_ms, ratio, threads, extra, engram_peak, torch_peak, mem_ratio);
+             "torch_peak_mb={} mem_ratio={} fresh_blocks={}\n",
+             w.name, engram_ms, torch_ms, ratio, threads, extra, engram_peak, torch_peak, mem_ratio,
+             fresh_blocks);
 }
 
 int run(const Options& o) {
@@ -372,8 +378,11 @@ int run(const Options& o) {
   ScratchDir scratch;
   bool all_agree = true;
   for (const std::string& name : names) {
-    // The memory baseline: the previous workload was freed at the end of the last iteration.
-    // On the GPU the figure is device memory: the caching allocator's peak over what was in use.
+    // The memory baseline: the previous workload was freed at the end of the last iteration, and
+    // the CPU allocator's cache is emptied (as the torch side runs gc.collect()), so its blocks
+    // do not sit in this workload's baseline. On the GPU the figure is device memory: the
+    // caching allocator's peak over what was in use.
+    cpu_empty_cache();
     const std::optional<double> baseline =
         on_gpu ? std::optional<double>(double(cuda_memory_stats().in_use)) : status_bytes("VmRSS");
     reset_peak_rss();

@@ -26,15 +26,14 @@ void register_optim(Backend& b);        // cpu_optim.cpp
 void register_attention(Backend& b);    // cpu_attention.cpp
 void register_recurrent(Backend& b);    // cpu_recurrent.cpp
 
-// 64-byte aligned so SIMD loads and BLAS panels never straddle cache lines.
-static void* cpu_alloc(size_t n) { return std::aligned_alloc(64, (n + 63) / 64 * 64); }
-static void cpu_free(void* p) { std::free(p); }
+void* cached_alloc(size_t nbytes);  // cpu_alloc.cpp: 64-byte aligned, large blocks cached
+void cached_free(void* p);
 
 Backend make_cpu_backend() {
   Backend b;
   b.name = "cpu";
-  b.alloc = cpu_alloc;
-  b.free = cpu_free;
+  b.alloc = cached_alloc;
+  b.free = cached_free;
   register_elementwise(b);
   register_reduce(b);
   register_blas(b);
