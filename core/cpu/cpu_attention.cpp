@@ -17,6 +17,7 @@
 
 #include "core/attention_mask.h"
 #include "core/backend.h"
+#include "core/cpu/vmath.h"
 #include "core/cpu/strided.h"
 
 namespace engram::cpu {
@@ -41,14 +42,16 @@ static void masked_softmax_row(const T* xl, int64_t sx_rt, T* ol, int64_t Tk, T 
   for (int64_t j = 0; j < v.a; ++j) mx = std::max(mx, scale * xl[j * sx]);
 #pragma omp simd reduction(max : mx)
   for (int64_t j = v.b0; j < v.b1; ++j) mx = std::max(mx, scale * xl[j * sx]);
-  double sum = 0;
+  double sum = 0;  // exp vectorised in float (core/cpu/vmath.h), the sum kept in double
+#pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < v.a; ++j) {
-    T e = std::exp(scale * xl[j * sx] - mx);
+    T e = vexp_softmax(scale * xl[j * sx] - mx);
     ol[j] = e;
     sum += e;
   }
+#pragma omp simd reduction(+ : sum)
   for (int64_t j = v.b0; j < v.b1; ++j) {
-    T e = std::exp(scale * xl[j * sx] - mx);
+    T e = vexp_softmax(scale * xl[j * sx] - mx);
     ol[j] = e;
     sum += e;
   }

@@ -85,6 +85,12 @@ static inline float vexp(float x) {
   return p * std::bit_cast<float>((ki + 127) << 23);
 }
 
+// exp for a softmax's shifted scores (x <= 0, -inf for a score that must vanish): vexp with
+// what underflows (x < -87.33, below float's smallest normal) flushed to exactly 0, so a -inf
+// score gives weight 0 as with libm. Double keeps std::exp (the gradchecks' reference).
+static inline float vexp_softmax(float x) { return vblend(x < -87.33f, 0.0f, vexp(x)); }
+static inline double vexp_softmax(double x) { return std::exp(x); }
+
 template <typename T> static inline T vsigmoid(T x) { return T(1) / (T(1) + vexp(-x)); }
 
 // tanh: 1 - 2 / (1 + e^{2x}) away from 0 (e^{2x} saturates at the clamp, giving exactly +-1 far
