@@ -14,6 +14,15 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   rk::check_same(a_in, b_in, "matmul");
   ENGRAM_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: scalars are not allowed ({} @ {})",
                shape_str(a_in.shape()), shape_str(b_in.shape()));
+  if (a_in.dim() > 2 && b_in.dim() == 2 && a_in.shape().back() == b_in.shape()[0]) {
+    // [..., M, K] @ [K, N] (a Linear layer on a sequence): every batch row is a row of one
+    // [prod(...) M, K] x [K, N] product, instead of one small product per batch element; the
+    // backward is then one product for db too (a^T dy over all rows), with no [.., K, N] per-batch
+    // gradients to sum afterwards.
+    Shape out(a_in.shape().begin(), a_in.shape().end() - 1);
+    out.push_back(b_in.shape()[1]);
+    return reshape(matmul(reshape(a_in, {-1, a_in.shape().back()}), b_in), out);
+  }
   // Promote vectors to matrices, remember to drop the added dims from the result.
   Tensor a = a_in.dim() == 1 ? reshape(a_in, {1, a_in.shape()[0]}) : a_in;
   Tensor b = b_in.dim() == 1 ? reshape(b_in, {b_in.shape()[0], 1}) : b_in;
@@ -34,7 +43,16 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   record1("matmul", {a, b}, y, [ae, be, need_da, need_db](const Tensor& dy) {
     Tensor da, db;
     if (need_da) da = rk::matmul(dy, raw::transpose(be, -1, -2));
-    if (need_db) db = rk::matmul(raw::transpose(ae, -1, -2), dy);
+    if (need_db) {
+      if (be.dim() == 2 && be.strides()[0] == 1 && be.strides()[1] == be.shape()[0] && be.shape()[0] > 1) {
+        // b is W^T, a transposed view of a contiguous W (Linear): compute dW = dy^T a in W's own
+        // layout and hand back its transposed view, so the transpose's backward yields a
+        // contiguous [N, K] gradient the tape adopts, instead of a strided copy of db = a^T dy.
+        db = raw::transpose(rk::matmul(raw::transpose(dy, -1, -2), ae), 0, 1);
+      } else {
+        db = rk::matmul(raw::transpose(ae, -1, -2), dy);
+      }
+    }
     return std::vector<Tensor>{da, db};
   });
   Shape out = batch;

@@ -1,6 +1,7 @@
 // autograd/tape.cpp — see tape.h for the algorithm.
 #include "autograd/tape.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <mutex>
@@ -106,16 +107,35 @@ Tensor unbroadcast(const Tensor& g, const Shape& shape) {
   return raw::view(red, shape);
 }
 
-// acc += g (in place), or acc = a private copy of g on first use.
+// True when t's elements fill its storage exactly once in some order of its dims (a contiguous
+// tensor, or a transpose/permutation of one): in-place adds into it touch nothing else.
+static bool dense_permutation(const Tensor& t) {
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of the dims that move
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.shape()[d] != 1) dims.emplace_back(t.strides()[d], t.shape()[d]);
+  std::sort(dims.begin(), dims.end());
+  int64_t expect = 1;
+  for (auto [stride, size] : dims) {
+    if (stride != expect) return false;
+    expect *= size;
+  }
+  return t.offset() == 0 && size_t(expect) * dtype_size(t.dtype()) == t.storage()->nbytes;
+}
+
+// acc += g (in place), or acc = a private copy of g on first use. `layout_free`: acc is a
+// pass-local gradient of an intermediate tensor, which may keep g's layout (a transposed
+// gradient, e.g. Linear's dW^T, is adopted as it is and transposed back by the next backward);
+// a leaf's .grad must be contiguous (optimizers read it as a flat array).
 static void accumulate_into(std::shared_ptr<TensorImpl>& acc, const Tensor& g_in, const Shape& shape,
-                            DType dtype) {
+                            DType dtype, bool layout_free = false) {
   Tensor g = unbroadcast(g_in, shape);
   if (g.dtype() != dtype) g = raw::to_dtype(g, dtype);
   if (!acc) {
-    // Own the buffer. A fresh contiguous gradient that nothing else can see (its storage has no
-    // other view, its handle is held only by the caller's list and here) is adopted as is;
-    // anything else may alias another gradient or a saved value and is copied.
-    bool exclusive = g.is_contiguous() && g.storage().use_count() == 1 && g.impl_ptr().use_count() <= 2;
+    // Own the buffer. A fresh gradient that nothing else can see (its storage has no other view,
+    // its handle is held only by the caller's list and here) is adopted as is; anything else may
+    // alias another gradient or a saved value and is copied.
+    const bool layout_ok = g.is_contiguous() || (layout_free && dense_permutation(g));
+    bool exclusive = layout_ok && g.storage().use_count() == 1 && g.impl_ptr().use_count() <= 2;
     acc = (exclusive ? raw::as_strided(g, g.shape(), g.strides(), g.offset()) : raw::clone(g)).impl_ptr();
     return;
   }
@@ -174,7 +194,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph,
   // Gradients of non-leaf tensors live only for this pass (PyTorch semantics): a retained .grad
   // from an earlier pass is reported, never propagated again. Leaves accumulate into .grad.
   std::unordered_map<TensorImpl*, std::shared_ptr<TensorImpl>> pass;
-  accumulate_into(pass[r], seed, r->shape, r->dtype);
+  accumulate_into(pass[r], seed, r->shape, r->dtype, true);
 
   for (int64_t i = r->tape_node; i >= 0; --i) {
     if (nodes_done && i < r->tape_node) nodes_done(i + 1);  // nodes i+1.. have all run
@@ -214,7 +234,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph,
       ENGRAM_CHECK(!stale(t), "backward: op '{}' uses a tensor of shape {} whose graph was already "
                    "freed by an earlier backward; detach() it if it is a carried state, or pass "
                    "retain_graph=true to the first backward", node.name, shape_str(t->shape));
-      accumulate_into(pass[t], gins[k], t->shape, t->dtype);
+      accumulate_into(pass[t], gins[k], t->shape, t->dtype, true);
     }
     // This node's outputs are complete: report retained grads, free the pass-local ones.
     for (auto& w : node.outputs) {
