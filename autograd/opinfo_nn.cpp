@@ -194,6 +194,24 @@ void register_nn_ops(std::vector<OpInfo>& r) {
           make(2, 5, 4, true, false, "B2 T5 H4 with h0"),
       };
     }));
+
+  // reservoir_scan (recurrent_ops.cpp): the squares of every state weigh each step differently.
+  r.push_back(entry("reservoir_scan", [](const Inputs& in, const json& p) {
+    Tensor s0 = p.value("s0", false) ? in[2] : Tensor();
+    Tensor s = reservoir_scan(in[0], in[1], s0, p.value("leak", 0.5));
+    return sum(mul(s, s)); },
+    [](Generator& g) {
+      auto make = [&](int64_t B, int64_t T, int64_t R, bool s0, double leak, std::string label) {
+        Inputs in{rn(g, {B, T, R}), mul(rn(g, {R, R}), 0.5)};
+        if (s0) in.push_back(rn(g, {B, R}));
+        return sample(label, in, {{"s0", s0}, {"leak", leak}});
+      };
+      return std::vector<OpSample>{
+          make(2, 4, 3, false, 0.5, "B2 T4 R3 from zeros, leak 0.5"),
+          make(1, 5, 2, true, 0.3, "with s0, leak 0.3"),
+          make(3, 1, 4, true, 1.0, "a single step, leak 1 (no carry)"),
+      };
+    }));
 }
 
 }  // namespace engram

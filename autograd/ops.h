@@ -170,6 +170,10 @@ struct LstmSequence {
 };
 LstmSequence lstm_sequence(const Tensor& gx, const Tensor& w_hh, const Tensor& h0 = Tensor(),
                            const Tensor& c0 = Tensor());
+// CRSD's leaky tanh reservoir over time (memory/crsd/reservoir.h):
+// s_t = (1 - leak) s_{t-1} + leak tanh(drive_t + s_{t-1} w^T); drive [B, T, R] = W_in u_t for
+// every step, w [R, R], s0 [B, R] (undefined = zeros). Returns every s_t [B, T, R].
+Tensor reservoir_scan(const Tensor& drive, const Tensor& w, const Tensor& s0, double leak);
 
 // ---- memory_ops.cpp (fused ops of the memory modules) ----
 // Hebbian scan over time: H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t, H_{-1} = h0.

@@ -1,4 +1,5 @@
-// autograd/recurrent_ops.cpp — an LSTM layer's whole time loop as one differentiable op.
+// autograd/recurrent_ops.cpp — recurrences over a whole sequence as one differentiable op each:
+// an LSTM layer (lstm_sequence) and CRSD's leaky tanh reservoir (reservoir_scan, below).
 //
 // Written with per-step autograd ops (nn/recurrent.cpp before this op), a layer of T steps
 // recorded ~10 tape nodes per step, each allocating its output and keeping its inputs for the
@@ -90,6 +91,82 @@ LstmSequence lstm_sequence(const Tensor& gx, const Tensor& w_hh, const Tensor& h
            matmul(raw::transpose(dg_rows, 0, 1), h_rows, dw, 1.0, 0.0);
            return std::vector<Tensor>{swap_batch_time(dgates), dw, dh0, dc};
          });
+  return out;
+}
+
+// ---------------------------------------------------------------- reservoir_scan
+// s_t = (1 - leak) s_{t-1} + leak a_t,  a_t = tanh(drive_t + s_{t-1} W^T)   (memory/crsd/reservoir.h)
+// Forward per step: one gemm into the step's pre-activation row block, tanh in place, and the
+// leaky update, on raw kernels in time-major buffers (no allocation, no tape node per step; the
+// same operations in the same order as the per-step ops it replaces, so the same numbers).
+// Backward, t = T-1 .. 0, with g_t the gradient reaching s_t (the output's plus what s_{t+1} sent):
+//   dpre_t = leak g_t (1 - a_t^2)
+//   g_{t-1} += (1 - leak) g_t + dpre_t W          (g_{-1} is ds0)
+// then dW = sum_t dpre_t^T s_{t-1} (one product over all steps) and ddrive = dpre.
+// Only existing kernels are used (matmul, unary, unary_backward, binary), so every backend runs it.
+Tensor reservoir_scan(const Tensor& drive, const Tensor& w, const Tensor& s0_in, double leak) {
+  ENGRAM_CHECK(drive.dim() == 3 && w.dim() == 2 && w.shape()[0] == drive.shape()[2] &&
+                   w.shape()[1] == drive.shape()[2],
+               "reservoir_scan: expected drive [B, T, R] and w [R, R], got drive {} w {}",
+               shape_str(drive.shape()), shape_str(w.shape()));
+  const int64_t B = drive.shape()[0], T = drive.shape()[1], R = drive.shape()[2];
+  ENGRAM_CHECK(T > 0 && B > 0 && R > 0, "reservoir_scan: empty input drive {}", shape_str(drive.shape()));
+  ENGRAM_CHECK(leak > 0 && leak <= 1, "reservoir_scan: leak must be in (0, 1], got {}", leak);
+  rk::check_same(drive, w, "reservoir_scan");
+  if (s0_in.defined()) {
+    ENGRAM_CHECK(s0_in.shape() == Shape({B, R}), "reservoir_scan: s0 must be [{}, {}], got {}", B, R,
+                 shape_str(s0_in.shape()));
+    rk::check_same(drive, s0_in, "reservoir_scan");
+  }
+  const Device dev = drive.device();
+  auto matmul = ENGRAM_KERNEL(dev, matmul);
+  auto unary = ENGRAM_KERNEL(dev, unary);
+  auto binary = ENGRAM_KERNEL(dev, binary);
+
+  Tensor acts = swap_batch_time(drive);                       // [T, B, R]: pre-activations, then a_t
+  Tensor states = empty({T + 1, B, R}, drive.dtype(), dev);   // s_{-1} = s0, then every s_t
+  Tensor scratch = empty({B, R}, drive.dtype(), dev);
+  if (s0_in.defined()) raw::copy_(step(states, 0), s0_in);
+  else ENGRAM_KERNEL(dev, fill)(step(states, 0), 0.0);
+  const Tensor w_t = raw::transpose(w, 0, 1);
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor a = step(acts, t), s_prev = step(states, t), s = step(states, t + 1);
+    matmul(s_prev, w_t, a, 1.0, 1.0);
+    unary(UnaryOp::tanh, a, 0, 0, a);
+    unary(UnaryOp::mul_scalar, s_prev, 1.0 - leak, 0, s);
+    unary(UnaryOp::mul_scalar, a, leak, 0, scratch);
+    binary(BinaryOp::add, s, scratch, s);
+  }
+  Tensor out = swap_batch_time(raw::narrow(states, 0, 1, T));
+
+  const bool want_dw = w.requires_grad();
+  record1("reservoir_scan", {drive, w, s0_in}, out,
+          [acts, states, w, leak, want_dw, B, T, R](const Tensor& dy) {
+            const Device dev = acts.device();
+            auto matmul = ENGRAM_KERNEL(dev, matmul);
+            auto unary = ENGRAM_KERNEL(dev, unary);
+            auto unary_backward = ENGRAM_KERNEL(dev, unary_backward);
+            auto binary = ENGRAM_KERNEL(dev, binary);
+            Tensor g = swap_batch_time(dy);  // [T, B, R]: grows by what each step sends back
+            Tensor dpre = empty(acts.shape(), acts.dtype(), dev);
+            Tensor ds0 = zeros({B, R}, acts.dtype(), dev), scratch = empty({B, R}, acts.dtype(), dev);
+            for (int64_t t = T - 1; t >= 0; --t) {
+              Tensor gt = step(g, t), a = step(acts, t), dp = step(dpre, t);
+              unary(UnaryOp::mul_scalar, gt, leak, 0, scratch);
+              unary_backward(UnaryOp::tanh, a, a, scratch, 0, 0, dp);  // leak g (1 - a^2)
+              Tensor into = t > 0 ? step(g, t - 1) : ds0;
+              unary(UnaryOp::mul_scalar, gt, 1.0 - leak, 0, scratch);
+              binary(BinaryOp::add, into, scratch, into);
+              matmul(dp, w, into, 1.0, 1.0);
+            }
+            Tensor dw;
+            if (want_dw) {  // dW = sum_t dpre_t^T s_{t-1}
+              dw = empty(w.shape(), w.dtype(), dev);
+              matmul(raw::transpose(raw::view(dpre, {T * B, R}), 0, 1),
+                     raw::view(raw::narrow(states, 0, 0, T), {T * B, R}), dw, 1.0, 0.0);
+            }
+            return std::vector<Tensor>{swap_batch_time(dpre), dw, ds0};
+          });
   return out;
 }
 

@@ -19,22 +19,15 @@ Reservoir::Reservoir(int64_t in, ReservoirOptions opt, Generator* gen)
 Tensor Reservoir::forward(const Tensor& u, Tensor& state) const {
   ENGRAM_CHECK(u.dim() == 3 && u.shape()[2] == input_size,
                "Reservoir: expected input [B, T, {}], got {}", input_size, shape_str(u.shape()));
-  const int64_t B = u.shape()[0], T = u.shape()[1], R = options.size;
+  const int64_t T = u.shape()[1];
   Tensor w_in_t = transpose(to_dtype(w_in, u.dtype()), 0, 1);
-  Tensor w_res_t = transpose(to_dtype(w_res, u.dtype()), 0, 1);
   // drive[b, t] = W_in u[b, t] for every step at once: [B, T, C] @ [C, R]
   Tensor drive = matmul(u, w_in_t);
-  Tensor s = state.defined() ? state : zeros({B, R}, u.dtype(), u.device());
-  std::vector<Tensor> states;
-  const double leak = options.leak;
-  std::vector<Tensor> drive_steps = unbind(drive, 1);
-  for (int64_t t = 0; t < T; ++t) {
-    Tensor act = tanh(add(drive_steps[t], matmul(s, w_res_t)));
-    s = add(mul(s, 1.0 - leak), mul(act, leak));
-    states.push_back(s);
-  }
-  state = s;
-  return stack(states, 1);
+  // The recurrence is one fused op (autograd/recurrent_ops.cpp): one gemm and the leaky update
+  // per step on raw kernels, one tape node for all T steps.
+  Tensor states = reservoir_scan(drive, to_dtype(w_res, u.dtype()), state, options.leak);
+  state = select(states, 1, T - 1);
+  return states;
 }
 
 std::string Reservoir::extra_repr() const {

@@ -5,8 +5,8 @@
 // exactly rho < 1 (the echo-state property: the state forgets its initial condition). W_in is
 // U(-input_scale, input_scale). Both are buffers, not parameters: a reservoir is never trained.
 // It does pass gradients back to its input u (the layers below it are trained through it), so
-// the CRSD cell gradchecks end to end. The input projection runs as one matmul over all T; only
-// the recurrence is a per-step loop.
+// the CRSD cell gradchecks end to end. The input projection runs as one matmul over all T; the
+// recurrence is one fused op, reservoir_scan (autograd/recurrent_ops.cpp).
 #pragma once
 #include "nn/module.h"
 

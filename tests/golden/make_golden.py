@@ -169,6 +169,19 @@ def lstm_sequence(xs, p):
     return (y * y).sum() + (c * c).sum()
 
 
+def reservoir_scan(xs, p):
+    # opinfo_nn.cpp: s_t = (1 - leak) s_{t-1} + leak tanh(drive_t + s_{t-1} w^T); returns sum(s^2).
+    drive, w = xs[0], xs[1]
+    B, T, R = drive.shape
+    s = xs[2] if p.get("s0", False) else torch.zeros(B, R, dtype=drive.dtype)
+    leak = p.get("leak", 0.5)
+    total = 0
+    for t in range(T):
+        s = s * (1 - leak) + torch.tanh(drive[:, t] + s @ w.t()) * leak
+        total = total + (s * s).sum()
+    return total
+
+
 def hebbian_scan(xs, p):
     # opinfo_memory.cpp: H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t, H_{-1} = h0;
     # "detach": H_{t-1} is detached at every step; the sample returns sum(r^2) + sum(H_T^2).
@@ -388,6 +401,7 @@ OPS = {
     "rms_norm": rms_norm,
     "dropout": dropout,  # takes the sample too (see the docstring)
     "lstm_sequence": lstm_sequence,  # recurrent_ops.cpp
+    "reservoir_scan": reservoir_scan,
     # ---- conv (opinfo_conv.cpp), NCHW or unbatched CHW
     "conv2d": conv2d,
     "max_pool2d": max_pool2d,
