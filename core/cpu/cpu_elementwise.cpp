@@ -234,6 +234,18 @@ static void where(Tref cond, Tref a, Tref b, Tref out) {
       const scalar_t* c = cond.data<scalar_t>();
       for_each_strided<4>(out.shape(), {out.strides(), cond.strides(), a.strides(), b.strides()},
                           [=](auto off, int64_t n, auto st) {
+                            if (st[0] == 1 && st[1] == 0) {
+                              // one condition for the whole run (a per-row mask broadcast over
+                              // the last dim, as the episodic slot write has): copy a's run or b's
+                              const bool take_a = c[off[1]] != scalar_t(0);
+                              const T* src = take_a ? ap + off[2] : bp + off[3];
+                              const int64_t ss = take_a ? st[2] : st[3];
+                              T* oo = o + off[0];
+                              if (ss == 1) std::memcpy(oo, src, size_t(n) * sizeof(T));
+                              else if (ss == 0) std::fill(oo, oo + n, *src);
+                              else for (int64_t j = 0; j < n; ++j) oo[j] = src[j * ss];
+                              return;
+                            }
                             for (int64_t j = 0; j < n; ++j)
                               o[off[0] + j * st[0]] = c[off[1] + j * st[1]] != scalar_t(0)
                                                           ? ap[off[2] + j * st[2]]

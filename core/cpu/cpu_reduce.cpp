@@ -67,6 +67,18 @@ template <typename T> static void sum_leading_rows(const T* x, T* out, int64_t r
   }
 }
 
+// out[o] = sum_j x[o * len + j] for each of `outer` contiguous rows, in double with vector lanes.
+template <typename T> static void sum_rows(const T* x, T* out, int64_t outer, int64_t len) {
+#pragma omp parallel for schedule(static) if (outer * len > kParallelGrain && outer > 1)
+  for (int64_t o = 0; o < outer; ++o) {
+    const T* row = x + o * len;
+    double acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t j = 0; j < len; ++j) acc += row[j];
+    out[o] = T(acc);
+  }
+}
+
 static void reduce(ReduceOp op, Tref x, Tref out) {
   ENGRAM_CHECK(out.dim() == x.dim(), "reduce: out rank {} != input rank {}", out.dim(), x.dim());
   // Split dims into kept (out size == x size) and reduced (out size 1, x size > 1).
@@ -83,19 +95,32 @@ static void reduce(ReduceOp op, Tref x, Tref out) {
       red_x.push_back(x.strides()[d]);
     }
   }
-  // Fast path for the commonest reduction in training, a bias gradient: a contiguous x whose
-  // reduced dims all lead ([rows, cols] -> [cols]). Whole rows are added into a contiguous
-  // accumulator, so the inner loop runs over contiguous memory and vectorises.
-  bool leading = op == ReduceOp::sum && x.is_contiguous() && out.is_contiguous() && !red_shape.empty();
-  for (int64_t d = 0, seen_kept = 0; leading && d < x.dim(); ++d) {
-    bool kept = out.shape()[d] == x.shape()[d] && x.shape()[d] != 1;
-    if (kept) seen_kept = 1;
-    else if (seen_kept && x.shape()[d] != 1) leading = false;  // a reduced dim after a kept one
+  // Fast path for the sums training does most: a contiguous x whose reduced dims form one block,
+  // [outer..., rows..., cols...] -> [outer..., 1, cols...] (a bias gradient: outer = 1; a
+  // broadcast gradient summed over a middle dim; a row sum: cols = 1). Whole rows are added into
+  // a contiguous accumulator (or a row summed with vector lanes), so the inner loops run over
+  // contiguous memory and vectorise; the generic walk below goes one output at a time.
+  bool block = op == ReduceOp::sum && x.is_contiguous() && out.is_contiguous() && !red_shape.empty();
+  int64_t outer = 1, rows = 1, cols = 1;
+  for (int64_t d = 0, phase = 0; block && d < x.dim(); ++d) {  // phase 0: outer, 1: rows, 2: cols
+    if (x.shape()[d] == 1) continue;
+    const bool kept = out.shape()[d] == x.shape()[d];
+    if (!kept && phase == 2) block = false;  // a second reduced block
+    else if (!kept) phase = 1, rows *= x.shape()[d];
+    else if (phase == 0) outer *= x.shape()[d];
+    else phase = 2, cols *= x.shape()[d];
   }
-  if (leading) {
-    int64_t cols = shape_numel(kept_shape), rows = x.numel() / std::max<int64_t>(cols, 1);
+  if (block) {
     ENGRAM_DISPATCH_FLOAT(x.dtype(), "reduce", [&] {
-      sum_leading_rows<scalar_t>(x.data<scalar_t>(), out.data<scalar_t>(), rows, cols);
+      using T = scalar_t;
+      const T* xp = x.data<T>();
+      T* op_ = out.data<T>();
+      if (cols == 1) {
+        sum_rows<T>(xp, op_, outer, rows);
+      } else {
+        for (int64_t o = 0; o < outer; ++o)
+          sum_leading_rows<T>(xp + o * rows * cols, op_ + o * cols, rows, cols);
+      }
     });
     return;
   }
