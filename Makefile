@@ -106,6 +106,11 @@ $(BUILD)/%.o: %.cpp
 # The CPU kernels (the optimizer's fused update among them) are the hot loops: -O3 lets g++
 # vectorise them (-fno-math-errno: std::sqrt need not set errno, so it can be a vector instruction).
 $(BUILD)/core/cpu/%.o: CXXFLAGS += -O3 -fno-math-errno
+# The files with SSE2/AVX2 clones of their loops (ENGRAM_SIMD_CLONES): no fused multiply-add
+# contraction, so the AVX2 clone rounds as the SSE2 one does and a vector lane as the loop's
+# scalar tail. With it a value depended on the CPU and on where it sat in its tensor: a
+# data-parallel split moved it, and tests/mpi/ saw f64 crsd_tiny runs drift 1.7e-6 apart.
+$(BUILD)/core/cpu/cpu_elementwise.o $(BUILD)/core/cpu/cpu_recurrent.o $(BUILD)/core/cpu/cpu_memory.o: CXXFLAGS += -ffp-contract=off
 
 # rm first: `ar rcs` never drops a member, so an object moved to another library would linger.
 $(LIB): $(LIB_OBJS)

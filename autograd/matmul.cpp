@@ -3,26 +3,27 @@
 // y = a @ b with a [.., M, K], b [.., K, N]; batch dims broadcast. 1-D operands follow NumPy:
 // a vector a is treated as [1, K] and b as [K, 1], and the added dim is dropped from y.
 //   da += dy @ b^T   (summed over broadcast batch dims by the tape)
-//   db += a^T @ dy
+//   db += a^T @ dy   (for one matrix b shared by a batch: one product over all rows)
 // Transposes are views: the kernel passes them to BLAS as Trans flags, no copies.
 #include "autograd/ops.h"
 #include "autograd/raw_ops.h"
 
 namespace engram {
 
+// db = a^T dy for a matrix b [K, N], from a [rows, K] and dy [rows, N]. When b is W^T, a
+// transposed view of a contiguous W [N, K] (Linear), dW = dy^T a is computed in W's own layout
+// and its transposed view handed back, so the transpose's backward yields a contiguous [N, K]
+// gradient the tape adopts, instead of a strided copy of a^T dy.
+static Tensor matrix_grad(const Tensor& b, const Tensor& a, const Tensor& dy) {
+  if (b.strides()[0] == 1 && b.strides()[1] == b.shape()[0] && b.shape()[0] > 1)
+    return raw::transpose(rk::matmul(raw::transpose(dy, 0, 1), a), 0, 1);
+  return rk::matmul(raw::transpose(a, 0, 1), dy);
+}
+
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   rk::check_same(a_in, b_in, "matmul");
   ENGRAM_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: scalars are not allowed ({} @ {})",
                shape_str(a_in.shape()), shape_str(b_in.shape()));
-  if (a_in.dim() > 2 && b_in.dim() == 2 && a_in.shape().back() == b_in.shape()[0]) {
-    // [..., M, K] @ [K, N] (a Linear layer on a sequence): every batch row is a row of one
-    // [prod(...) M, K] x [K, N] product, instead of one small product per batch element; the
-    // backward is then one product for db too (a^T dy over all rows), with no [.., K, N] per-batch
-    // gradients to sum afterwards.
-    Shape out(a_in.shape().begin(), a_in.shape().end() - 1);
-    out.push_back(b_in.shape()[1]);
-    return reshape(matmul(reshape(a_in, {-1, a_in.shape().back()}), b_in), out);
-  }
   // Promote vectors to matrices, remember to drop the added dims from the result.
   Tensor a = a_in.dim() == 1 ? reshape(a_in, {1, a_in.shape()[0]}) : a_in;
   Tensor b = b_in.dim() == 1 ? reshape(b_in, {b_in.shape()[0], 1}) : b_in;
@@ -40,19 +41,20 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Tensor y = empty(sy, a.dtype(), a.device());
   ENGRAM_KERNEL(a.device(), matmul)(ae, be, y, 1.0, 0.0);
   bool need_da = a.requires_grad(), need_db = b.requires_grad();
-  record1("matmul", {a, b}, y, [ae, be, need_da, need_db](const Tensor& dy) {
+  // One matrix b shared by every batch element (a Linear layer on a sequence, [..., M, K] @
+  // [K, N]): the forward stays one product per batch element, so each sequence's values do not
+  // depend on how many sequences share the batch (data-parallel runs split it: tests/mpi/), but
+  // db is one product over all rows instead of per-element [.., K, N] gradients summed after.
+  const bool shared_b = b.dim() == 2 && !batch.empty();
+  record1("matmul", {a, b}, y, [ae, be, b, need_da, need_db, shared_b, K, N](const Tensor& dy) {
     Tensor da, db;
     if (need_da) da = rk::matmul(dy, raw::transpose(be, -1, -2));
-    if (need_db) {
-      if (be.dim() == 2 && be.strides()[0] == 1 && be.strides()[1] == be.shape()[0] && be.shape()[0] > 1) {
-        // b is W^T, a transposed view of a contiguous W (Linear): compute dW = dy^T a in W's own
-        // layout and hand back its transposed view, so the transpose's backward yields a
-        // contiguous [N, K] gradient the tape adopts, instead of a strided copy of db = a^T dy.
-        db = raw::transpose(rk::matmul(raw::transpose(dy, -1, -2), ae), 0, 1);
-      } else {
-        db = rk::matmul(raw::transpose(ae, -1, -2), dy);
-      }
-    }
+    if (need_db && shared_b)
+      db = matrix_grad(b, raw::reshape(ae, {-1, K}), raw::reshape(dy, {-1, N}));
+    else if (need_db && be.dim() == 2)
+      db = matrix_grad(b, ae, dy);
+    else if (need_db)
+      db = rk::matmul(raw::transpose(ae, -1, -2), dy);
     return std::vector<Tensor>{da, db};
   });
   Shape out = batch;

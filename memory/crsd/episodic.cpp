@@ -48,23 +48,20 @@ Tensor EpisodicBuffer::step(const Tensor& q, const Tensor& k, const Tensor& v, E
   Tensor qn = normalize(q, -1, eps), kn_slots = normalize(st.keys, -1, eps);
   Tensor scores = mul(squeeze(matmul(kn_slots, unsqueeze(qn, -1)), -1), 1.0 / options.temperature);
   Tensor allowed = allowed_slots(scores, st, options);
-  // masked softmax, finite when nothing is allowed: w = softmax over the ALLOWED slots (the
-  // softmax op shifts by the row's max, here the max over allowed slots only, so a disallowed
-  // score far above them cannot make every allowed exp underflow at a small temperature), and
-  // w = 0 (recall 0) for a row with no allowed slot. Disallowed slots go through -inf, which the
-  // softmax turns into exactly 0 with no gradient (never exp(s - m) * 0, NaN when s - m
-  // overflows). A row with nothing allowed is softmaxed over zeros instead (finite, uniform) and
-  // then replaced by 0, so neither its value nor its gradient is NaN.
-  Tensor any_allowed, masked;
-  {
-    NoGradGuard ng;
-    any_allowed = gt(max(allowed, 1, true), zeros({}, allowed.dtype(), allowed.device()));  // [B, 1]
-    Tensor neg_inf = full({}, -INFINITY, scores.dtype(), scores.device());
-    Tensor fill = where(any_allowed, neg_inf, zeros({}, scores.dtype(), scores.device()));  // [B, 1]
-    masked = fill;  // the value of every disallowed slot, per row
-  }
-  masked = where(allowed, scores, masked);
-  Tensor w = where(any_allowed, softmax(masked, 1), zeros({}, scores.dtype(), scores.device()));
+  // masked softmax, finite when nothing is allowed: w = e / Z with e = exp(s - m) on allowed
+  // slots and 0 elsewhere, Z = sum(e), or 1 when that sum is 0 (then w = 0 and the recall is 0).
+  // The shift m is the (detached) max over the ALLOWED slots only: softmax is invariant to it,
+  // and a max that included disallowed slots could sit far above every allowed score, so that at
+  // a small temperature every allowed exp(s - m) underflowed to 0 and the recall vanished.
+  // Disallowed slots go through -inf (exp gives exactly 0 and no gradient), never through
+  // exp(s - m) * 0, which is NaN when s - m overflows.
+  Tensor neg_inf = full({}, -INFINITY, scores.dtype(), scores.device());
+  Tensor masked = where(allowed, scores, neg_inf);
+  Tensor m = detach(max(masked, 1, true));
+  m = where(eq(m, neg_inf), zeros({}, m.dtype(), m.device()), m);  // no allowed slot: shift 0
+  Tensor e = exp(sub(masked, m));
+  Tensor z = sum(e, {1}, true);
+  Tensor w = div(e, add(z, detach(eq(z, zeros({}, z.dtype(), z.device())))));
   Tensor recall = squeeze(matmul(unsqueeze(w, 1), st.values), 1);
 
   // ---- write: pick the slot, overwrite it with a one-hot blend
@@ -85,14 +82,12 @@ Tensor EpisodicBuffer::step(const Tensor& q, const Tensor& k, const Tensor& v, E
     st.age = mul(st.age, keep);
     st.filled = maximum(st.filled, onehot);
   }
-  // K <- K (1 - e) + e k^T, written as one select: where(e, k, K) gives the same values (the
-  // written row is k, every other row K) and the same gradients, in one pass instead of four.
-  Tensor hot3 = unsqueeze(onehot, -1);
+  Tensor keep3 = unsqueeze(sub(ones_like(onehot), onehot), -1), hot3 = unsqueeze(onehot, -1);
   Tensor kw = options.detach_memory ? detach(k) : k, vw = options.detach_memory ? detach(v) : v;
   Tensor old_k = options.detach_memory ? detach(st.keys) : st.keys;
   Tensor old_v = options.detach_memory ? detach(st.values) : st.values;
-  st.keys = where(hot3, unsqueeze(kw, 1), old_k);
-  st.values = where(hot3, unsqueeze(vw, 1), old_v);
+  st.keys = add(mul(old_k, keep3), mul(hot3, unsqueeze(kw, 1)));
+  st.values = add(mul(old_v, keep3), mul(hot3, unsqueeze(vw, 1)));
   return recall;
 }
 
