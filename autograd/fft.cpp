@@ -23,6 +23,11 @@
 //
 // irfft also accepts a half spectrum of another length m, like torch.fft.irfft: it is trimmed
 // to (or zero-padded up to) n/2+1 bins first, with recorded slice / cat ops.
+//
+// complex_mul(a, b) = a b elementwise on [.., 2] pairs, broadcasting like mul. The product is
+// holomorphic in each factor, so the real-pair gradients are conj(f') times the upstream pair:
+//   da = conj(b) g,   db = conj(a) g        (summed over broadcast dims by the tape)
+// One kernel pass each, in place of four real products, a sub, an add, two selects and a stack.
 #include "autograd/ops.h"
 #include "autograd/raw_ops.h"
 
@@ -95,6 +100,31 @@ Tensor irfft(const Tensor& X, int64_t n) {
     return std::vector<Tensor>{dX};
   });
   return y;
+}
+
+Tensor complex_mul(const Tensor& a, const Tensor& b) {
+  ENGRAM_CHECK(a.defined() && b.defined(), "complex_mul: a and b must be defined");
+  rk::check_same(a, b, "complex_mul");
+  ENGRAM_CHECK(is_floating(a.dtype()), "complex_mul: expected floating tensors, got {}",
+               dtype_name(a.dtype()));
+  ENGRAM_CHECK(a.dim() >= 1 && a.shape().back() == 2 && b.dim() >= 1 && b.shape().back() == 2,
+               "complex_mul: expects complex tensors [..., 2] (re, im), got {} and {}",
+               shape_str(a.shape()), shape_str(b.shape()));
+  const Shape os = broadcast_shapes(a.shape(), b.shape(), "complex_mul");
+  Tensor ae = raw::expand(a, os), be = raw::expand(b, os);
+  Tensor out = empty(os, a.dtype(), a.device());
+  ENGRAM_KERNEL(a.device(), complex_mul)(ae, be, false, out);
+  const bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  record1("complex_mul", {a, b}, out, [ae, be, os, need_a, need_b](const Tensor& g) {
+    std::vector<Tensor> grads(2);
+    for (int k = 0; k < 2; ++k) {
+      if (!(k == 0 ? need_a : need_b)) continue;
+      grads[k] = empty(os, g.dtype(), g.device());
+      ENGRAM_KERNEL(g.device(), complex_mul)(k == 0 ? be : ae, g, true, grads[k]);
+    }
+    return grads;  // full-size: the tape sums each over its input's broadcast dims
+  });
+  return out;
 }
 
 }  // namespace engram

@@ -1,8 +1,11 @@
-// autograd/opinfo_fft_scan.cpp — registry entries (sample inputs) for rfft, irfft, linear_scan.
+// autograd/opinfo_fft_scan.cpp — registry entries (sample inputs) for rfft, irfft, complex_mul,
+// linear_scan.
 //
 // rfft:        x [.., n]; n even and odd, n = 1 and 2, leading batch dims.
 // irfft:       X [.., m, 2] with params {"n": n}; m = n/2+1 normally, plus a longer spectrum
 //              (trimmed) and a shorter one (zero-padded), as torch.fft.irfft does.
+// complex_mul: a, b [.., 2]; same shapes, a filter [K, 2] broadcast over a batch (SpectralMix),
+//              both sides broadcasting, a single pair, a 0-dim-lead [2] against [3, 2].
 // linear_scan: a, b [B, T, ...] (+ h0 [B, ...] when params {"h0": true}); a broadcast against b
 //              ([B, T, 1], [1, T, D]), T = 1, no feature dims, several feature dims.
 #include "autograd/ops.h"
@@ -44,6 +47,15 @@ void register_fft_scan_ops(std::vector<OpInfo>& r) {
                           sample("n=2 from [2, 2]", {rn(g, {2, 2})}, {{"n", 2}}),
                           sample("trimmed: [6, 2] n=6", {rn(g, {6, 2})}, {{"n", 6}}),
                           sample("zero-padded: [2, 3, 2] n=9", {rn(g, {2, 3, 2})}, {{"n", 9}}),
+                      };
+                    }));
+  r.push_back(entry("complex_mul", [](const Inputs& in, const json&) { return complex_mul(in[0], in[1]); },
+                    [](Generator& g) {
+                      return std::vector<OpSample>{
+                          sample("same shape [3, 4, 2]", {rn(g, {3, 4, 2}), rn(g, {3, 4, 2})}),
+                          sample("filter [5, 2] over [2, 3, 5, 2]", {rn(g, {2, 3, 5, 2}), rn(g, {5, 2})}),
+                          sample("both broadcast: [2, 1, 4, 2] x [3, 1, 2]", {rn(g, {2, 1, 4, 2}), rn(g, {3, 1, 2})}),
+                          sample("one pair [2] x [3, 2]", {rn(g, {2}), rn(g, {3, 2})}),
                       };
                     }));
   r.push_back(entry("linear_scan",

@@ -1,4 +1,4 @@
-// autograd/opinfo_ssm_scan.cpp — registry entries of linear_scan_2x2 and cauchy_kernel.
+// autograd/opinfo_ssm_scan.cpp — registry entries of linear_scan_2x2, cauchy_kernel and vandermonde.
 //
 // linear_scan_2x2: M, f [B, T, F..., 2] (+ h0 when params {"h0": true}); M per step, shared over
 //                  B and T ([F, 2, 2]), shared over B only, broadcast inside F..., a complex mode
@@ -7,6 +7,10 @@
 //                  dims of v, w and z that broadcast against each other, N = 1 and L = 1. The
 //                  poles w sit left of the imaginary axis and the points z right of it (as in
 //                  S4: Re w < 0, z on the bilinear image of the unit circle), so |z - w| >= 0.3.
+// vandermonde:     a [.., 2] with Re a in [-0.5, 0.1) (decaying modes, as S4D's dt A, and a few
+//                  growing), Im a ~ N(0, 1); powers 0..P-1, a start and fractional step, powers
+//                  counting down (S4D's carried state reads them reversed), count 1, more than
+//                  the kernel's 16-power reseed block.
 #include "autograd/ops.h"
 #include "autograd/registry.h"
 
@@ -76,6 +80,26 @@ void register_ssm_scan_ops(std::vector<OpInfo>& r) {
                  {1, 4, 3}),
             make("w [3] shared over rows [2]", {2, 3}, {2, 4}, {3}),
             make("N=1, L=1", {2, 1}, {2, 1}, {2, 1}),
+        };
+      }));
+
+  r.push_back(entry(
+      "vandermonde",
+      [](const Inputs& in, const json& p) {
+        return vandermonde(in[0], p.at("count").get<int64_t>(), p.value("start", 0.0),
+                           p.value("step", 1.0));
+      },
+      [](Generator& g) {
+        auto make = [&](std::string label, const Shape& lead, json params) {
+          return sample(std::move(label), {complex_sample(g, lead, -0.5, 0.1, 1)},
+                        std::move(params));
+        };
+        return std::vector<OpSample>{
+            make("a [3, 4], powers 0..5", {3, 4}, {{"count", 6}}),
+            make("a [5], start 1, step 0.5, 7 powers", {5}, {{"count", 7}, {"start", 1.0}, {"step", 0.5}}),
+            make("a [2, 3], powers 5 down to 0", {2, 3}, {{"count", 6}, {"start", 5.0}, {"step", -1.0}}),
+            make("a [2], count 1 (the single power 2)", {2}, {{"count", 1}, {"start", 2.0}}),
+            make("a [2, 2], 37 powers (past the 16-power reseed)", {2, 2}, {{"count", 37}, {"step", 0.25}}),
         };
       }));
 }

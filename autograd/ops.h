@@ -154,6 +154,8 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t 
 // ---- fft.cpp (last dim; complex as trailing [re, im]) ----
 Tensor rfft(const Tensor& x);              // [.., n] -> [.., n/2+1, 2]
 Tensor irfft(const Tensor& X, int64_t n);  // [.., n/2+1, 2] -> [.., n], normalised by 1/n
+// Elementwise complex product of [.., 2] pairs, broadcasting like mul (one fused kernel each way).
+Tensor complex_mul(const Tensor& a, const Tensor& b);
 
 // ---- scan.cpp ----
 // h_t = a_t * h_{t-1} + b_t along dim 1 of [B, T, ...]; h0 [B, ...] (undefined = zeros).
@@ -265,5 +267,11 @@ Tensor linear_scan_2x2(const Tensor& M, const Tensor& f, const Tensor& h0 = Tens
 // v, w [.., N, 2], z [.., L, 2] whose leading dims broadcast -> [.., L, 2]. Every input gets a
 // gradient (z depends on the learned step size through the bilinear map).
 Tensor cauchy_kernel(const Tensor& v, const Tensor& z, const Tensor& w);
+
+// Complex Vandermonde powers (S4D's kernel; complex as trailing [re, im]):
+//   V[.., j] = exp(a[..] p_j),  p_j = start + j step,  j = 0 .. count-1
+// a [.., 2] -> V [.., count, 2]. One pass instead of a broadcast multiply, exp, cos, sin and a
+// stack; the backward da = sum_j p_j conj(V_j) dV_j is one more (autograd/ssm_scan_ops.cpp).
+Tensor vandermonde(const Tensor& a, int64_t count, double start = 0.0, double step = 1.0);
 
 }  // namespace engram

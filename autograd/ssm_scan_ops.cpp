@@ -1,5 +1,6 @@
-// autograd/ssm_scan_ops.cpp — linear_scan_2x2 and cauchy_kernel: the state-space primitives of
-// LinOSS, S5 (the 2x2-block scan) and S4 (the Cauchy kernel), with their backwards. Kernels in
+// autograd/ssm_scan_ops.cpp — linear_scan_2x2, cauchy_kernel and vandermonde: the state-space
+// primitives of LinOSS, S5 (the 2x2-block scan), S4 (the Cauchy kernel) and S4D (the Vandermonde
+// powers), with their backwards. Kernels in
 // core/cpu/cpu_ssm_scan.cpp.
 //
 // linear_scan_2x2: h_t = M_t h_{t-1} + f_t along dim 1, f [B, T, F..., 2], M [.., 2, 2]
@@ -17,6 +18,13 @@
 // R for the kernel. Backward (real-pair convention, conj(f') times the upstream pair):
 //   dv_n = sum_l conj(c_ln) g_l,  dw_n = conj(v_n) sum_l conj(c_ln^2) g_l,
 //   dz_l = -conj(sum_n v_n c_ln^2) g_l,   c_ln = 1 / (z_l - w_n).
+//
+// vandermonde: V[.., j] = exp(a[..] p_j), p_j = start + j step, a [.., 2] -> [.., count, 2]; every
+// complex entry of a is one row R of the kernel. Backward (exp(a p) is holomorphic in a, so the
+// real-pair gradient is conj(f') times the upstream pair, f' = p V):
+//   da = sum_j p_j conj(V_j) dV_j                 (from the saved output; no exp recomputed)
+#include <cmath>
+
 #include "autograd/ops.h"
 #include "autograd/raw_ops.h"
 
@@ -189,6 +197,35 @@ Tensor cauchy_kernel(const Tensor& v, const Tensor& z, const Tensor& w) {
       return raw::view(x, s);
     };
     return std::vector<Tensor>{unflatten(dv), unflatten(dz), unflatten(dw)};
+  });
+  return out;
+}
+
+// ---- vandermonde ----
+
+Tensor vandermonde(const Tensor& a, int64_t count, double start, double step) {
+  ENGRAM_CHECK(a.defined(), "vandermonde: a must be defined");
+  ENGRAM_CHECK(is_floating(a.dtype()), "vandermonde: expected a floating a, got {}",
+               dtype_name(a.dtype()));
+  ENGRAM_CHECK(a.dim() >= 1 && a.shape().back() == 2,
+               "vandermonde: expected complex a [.., 2] (trailing re, im), got {}",
+               shape_str(a.shape()));
+  ENGRAM_CHECK(count >= 1, "vandermonde: count must be >= 1, got {}", count);
+  ENGRAM_CHECK(std::isfinite(start) && std::isfinite(step),
+               "vandermonde: start and step must be finite, got {} and {}", start, step);
+  const int64_t R = a.numel() / 2;
+  Tensor ar = raw::reshape(raw::contiguous(a), {R, 2});
+  Tensor V = empty({R, count, 2}, a.dtype(), a.device());
+  ENGRAM_KERNEL(a.device(), vandermonde)(ar, start, step, V);
+  Shape vs(a.shape().begin(), a.shape().end() - 1);
+  vs.push_back(count);
+  vs.push_back(2);
+  Tensor out = raw::view(V, vs);
+  record1("vandermonde", {a}, out, [V, start, step, as = a.shape()](const Tensor& dV) {
+    Tensor da = empty({V.shape()[0], 2}, V.dtype(), V.device());
+    ENGRAM_KERNEL(dV.device(), vandermonde_backward)(
+        V, raw::reshape(raw::contiguous(dV), V.shape()), start, step, da);
+    return std::vector<Tensor>{raw::view(da, as)};
   });
   return out;
 }

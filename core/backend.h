@@ -137,6 +137,9 @@ struct Backend {
   // scales); it ignores the imag parts of DC and (even n) Nyquist and leaves x unchanged.
   void (*rfft)(Tref x /*[.., n]*/, Tref out /*[.., n/2+1, 2]*/) = nullptr;
   void (*irfft)(Tref x /*[.., n/2+1, 2]*/, int64_t n, Tref out /*[.., n]*/) = nullptr;
+  // Elementwise complex product, complex as trailing [re, im]: out = (conj_a ? conj(a) : a) * b;
+  // a, b any strides (stride-0 broadcasts) of out's shape [.., 2], out contiguous.
+  void (*complex_mul)(Tref a, Tref b, bool conj_a, Tref out) = nullptr;
 
   // ---- scans along dim 1 of [B, T, ...]: h_t = a_t * h_{t-1} + b_t, h_{-1} = h0 ----
   void (*linear_scan)(Tref a, Tref b, Tref h0, Tref h) = nullptr;
@@ -242,6 +245,12 @@ struct Backend {
   // From dk [R, L, 2] (real-pair gradients): overwrites dv, dw [R, N, 2] and dz [R, L, 2].
   void (*cauchy_kernel_backward)(Tref v, Tref z, Tref w, Tref dk, Tref dv, Tref dz,
                                  Tref dw) = nullptr;
+  // S4D's Vandermonde powers, complex as trailing [re, im]: a [R, 2] contiguous,
+  //   V[r, j] = exp(a[r] (start + j step)),  j = 0 .. P-1             -> V [R, P, 2]
+  void (*vandermonde)(Tref a, double start, double step, Tref V) = nullptr;
+  // From V and its real-pair gradient dV [R, P, 2]: overwrites da [R, 2] with
+  //   da[r] = sum_j (start + j step) conj(V[r, j]) dV[r, j].
+  void (*vandermonde_backward)(Tref V, Tref dV, double start, double step, Tref da) = nullptr;
 };
 
 const Backend& backend(Device d);

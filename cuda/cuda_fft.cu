@@ -20,6 +20,10 @@
 // one from the caching allocator (stream-ordered, so freeing it right after the launch is safe).
 // When the map is full, the stream is synchronised and every plan destroyed (kMaxPlans bounds the
 // cache whatever batch sizes arrive).
+//
+// complex_mul: out = (conj_a ? conj(a) : a) * b on [.., 2] pairs, a and b any strides of out's
+// shape (stride-0 broadcasts), out contiguous; one thread per complex element, the products in
+// the CPU kernel's order.
 #include <cufft.h>
 
 #include <climits>
@@ -30,6 +34,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/kernel_args.h"
 #include "cuda/common.cuh"
 
 namespace engram::cuda {
@@ -229,9 +234,38 @@ static void irfft(Tref x, int64_t n, Tref out) {
   ENGRAM_DISPATCH_FLOAT(x.dtype(), "irfft", [&] { irfft_impl<scalar_t>(x, n, out); });
 }
 
+template <typename T> static void complex_mul_impl(Tref a, Tref b, bool conj_a, Tref out) {
+  const Shape lead(out.shape().begin(), out.shape().end() - 1);
+  auto lead_of = [](Tref x) { return Shape(x.strides().begin(), x.strides().end() - 1); };
+  const T *pa = a.data<T>(), *pb = b.data<T>();
+  T* po = out.data<T>();
+  const int64_t a_im = a.strides().back(), b_im = b.strides().back();
+  const T sign = conj_a ? T(-1) : T(1);
+  for_each_strided<3>(
+      out.numel() / 2,
+      make_strided(lead, lead_of(out), lead_of(a), lead_of(b), "complex_mul"),
+      [=] __device__(const int64_t(&off)[3]) {
+        const T ar = pa[off[1]], ai = sign * pa[off[1] + a_im];
+        const T br = pb[off[2]], bi = pb[off[2] + b_im];
+        po[off[0]] = ar * br - ai * bi;
+        po[off[0] + 1] = ar * bi + ai * br;
+      },
+      "complex_mul");
+}
+
+static void complex_mul(Tref a, Tref b, bool conj_a, Tref out) {
+  require_cuda(a, "complex_mul", "a");
+  require_cuda(b, "complex_mul", "b");
+  require_contiguous(out, "complex_mul", "out");
+  check_complex_mul_args(a, b, out);
+  ENGRAM_DISPATCH_FLOAT(out.dtype(), "complex_mul",
+                        [&] { complex_mul_impl<scalar_t>(a, b, conj_a, out); });
+}
+
 void register_fft(Backend& b) {
   b.rfft = rfft;
   b.irfft = irfft;
+  b.complex_mul = complex_mul;
 }
 
 }  // namespace engram::cuda

@@ -1,6 +1,6 @@
-// cuda/cuda_ssm_scan.cu — the 2x2-block scan and S4's Cauchy kernel on the GPU, mirroring
-// core/cpu/cpu_ssm_scan.cpp (which has the equations' derivations). register_ssm_scan is called
-// by register_ssm (cuda/cuda_ssm.cu).
+// cuda/cuda_ssm_scan.cu — the 2x2-block scan, S4's Cauchy kernel and S4D's Vandermonde powers on
+// the GPU, mirroring core/cpu/cpu_ssm_scan.cpp (which has the equations' derivations).
+// register_ssm_scan is called by register_ssm (cuda/cuda_ssm.cu).
 //
 // linear_scan_2x2, along dim 1 of [B, T, F, 2] (LinOSS's oscillators, S5's complex modes):
 //   forward   h_t = M_t h_{t-1} + f_t,           t = 0 .. T-1,  h_{-1} = h0 (or none: h_0 = f_0)
@@ -17,6 +17,11 @@
 //   dz_l = -conj(sum_n v_n c_ln^2) g_l                               one thread per (r, l)
 //   dv_n = sum_l conj(c_ln) g_l,  dw_n = conj(v_n) sum_l conj(c_ln^2) g_l   one thread per (r, n)
 // Sums run in the CPU's order (n, resp. l, ascending), in the tensor's dtype.
+//
+// vandermonde, per entry r: V_rj = exp(a_r p_j), p_j = start + j step     a [R, 2], V [R, P, 2]
+//   one thread per (r, j), exp/cos/sin of the double angle (the CPU multiplies by exp(a step)
+//   between exact reseeds, so the two agree to rounding, not bitwise);
+// backward da_r = sum_j p_j conj(V_rj) dV_rj, one thread per r, j ascending, in double.
 #include "cuda/common.cuh"
 
 namespace engram::cuda {
@@ -266,6 +271,71 @@ static void cauchy_kernel_backward(Tref v, Tref z, Tref w, Tref dk, Tref dv, Tre
   });
 }
 
+// ================================================================ Vandermonde powers
+
+template <typename T>
+static void vandermonde_impl(Tref a_t, double start, double step, Tref V_t) {
+  const T* a = a_t.data<T>();
+  T* V = V_t.data<T>();
+  const int64_t P = V_t.shape()[1];
+  for_each_index(V_t.numel() / 2, [=] __device__(int64_t rj) {
+    const int64_t r = rj / P, j = rj % P;
+    const double p = start + double(j) * step, ar = a[2 * r], ai = a[2 * r + 1];
+    const double mag = exp(ar * p);
+    double s, c;
+    sincos(ai * p, &s, &c);
+    V[2 * rj] = T(mag * c);
+    V[2 * rj + 1] = T(mag * s);
+  }, "vandermonde");
+}
+
+template <typename T>
+static void vandermonde_backward_impl(Tref V_t, Tref dV_t, double start, double step, Tref da_t) {
+  const T *V = V_t.data<T>(), *dV = dV_t.data<T>();
+  T* da = da_t.data<T>();
+  const int64_t P = V_t.shape()[1];
+  for_each_index(V_t.shape()[0], [=] __device__(int64_t r) {
+    const T *w = V + 2 * r * P, *g = dV + 2 * r * P;
+    double acc_re = 0, acc_im = 0;
+    for (int64_t j = 0; j < P; ++j) {
+      const double p = start + double(j) * step, wr = w[2 * j], wi = w[2 * j + 1];
+      const double gr = g[2 * j], gi = g[2 * j + 1];
+      acc_re += p * (wr * gr + wi * gi);
+      acc_im += p * (wr * gi - wi * gr);
+    }
+    da[2 * r] = T(acc_re);
+    da[2 * r + 1] = T(acc_im);
+  }, "vandermonde_backward");
+}
+
+static void check_vandermonde(const char* op, Tref a, Tref V) {
+  require_contiguous(a, op, "a (da)");
+  require_contiguous(V, op, "V");
+  ENGRAM_CHECK(a.dim() == 2 && a.shape()[1] == 2 && V.dim() == 3 && V.shape()[0] == a.shape()[0] &&
+                   V.shape()[2] == 2,
+               "{}: expected a [R, 2] and V [R, P, 2], got a {}, V {}", op, shape_str(a.shape()),
+               shape_str(V.shape()));
+  ENGRAM_CHECK(V.dtype() == a.dtype(), "{}: dtypes differ: a {}, V {}", op, dtype_name(a.dtype()),
+               dtype_name(V.dtype()));
+}
+
+static void vandermonde(Tref a, double start, double step, Tref V) {
+  check_vandermonde("vandermonde", a, V);
+  ENGRAM_DISPATCH_FLOAT(a.dtype(), "vandermonde",
+                        [&] { vandermonde_impl<scalar_t>(a, start, step, V); });
+}
+
+static void vandermonde_backward(Tref V, Tref dV, double start, double step, Tref da) {
+  const char* op = "vandermonde_backward";
+  check_vandermonde(op, da, V);
+  require_contiguous(dV, op, "dV");
+  ENGRAM_CHECK(dV.shape() == V.shape() && dV.dtype() == V.dtype(),
+               "{}: expected dV of V's shape {} and dtype, got {}", op, shape_str(V.shape()),
+               shape_str(dV.shape()));
+  ENGRAM_DISPATCH_FLOAT(V.dtype(), op,
+                        [&] { vandermonde_backward_impl<scalar_t>(V, dV, start, step, da); });
+}
+
 }  // namespace
 
 void register_ssm_scan(Backend& b) {
@@ -273,6 +343,8 @@ void register_ssm_scan(Backend& b) {
   b.linear_scan_2x2_reverse = linear_scan_2x2_reverse;
   b.cauchy_kernel = cauchy_kernel;
   b.cauchy_kernel_backward = cauchy_kernel_backward;
+  b.vandermonde = vandermonde;
+  b.vandermonde_backward = vandermonde_backward;
 }
 
 }  // namespace engram::cuda

@@ -5,17 +5,6 @@
 
 namespace engram::nn {
 
-Tensor complex_mul(const Tensor& a, const Tensor& b) {
-  ENGRAM_CHECK(a.dim() >= 1 && a.shape().back() == 2 && b.dim() >= 1 && b.shape().back() == 2,
-               "complex_mul: expects complex tensors [..., 2] (re, im), got {} and {}",
-               shape_str(a.shape()), shape_str(b.shape()));
-  Tensor ar = select(a, -1, 0), ai = select(a, -1, 1);
-  Tensor br = select(b, -1, 0), bi = select(b, -1, 1);
-  Tensor re = sub(mul(ar, br), mul(ai, bi));
-  Tensor im = add(mul(ar, bi), mul(ai, br));
-  return stack({re, im}, -1);
-}
-
 SpectralMix::SpectralMix(int64_t F, double init_noise, Generator* gen)
     : features(F), filter(register_parameter("filter", zeros({F / 2 + 1, 2}))) {
   ENGRAM_CHECK(F > 0, "SpectralMix: features must be positive, got {}", F);
@@ -33,7 +22,7 @@ Tensor SpectralMix::forward(const Tensor& x) {
   ENGRAM_CHECK(x.dim() >= 1 && x.shape().back() == features,
                "SpectralMix: expected input [..., {}], got {}", features, shape_str(x.shape()));
   Tensor spectrum = rfft(norm->forward(x));         // [..., K, 2]
-  Tensor filtered = complex_mul(spectrum, filter);  // filter [K, 2] broadcasts over [...]
+  Tensor filtered = engram::complex_mul(spectrum, filter);  // filter [K, 2] broadcasts, fused
   return note_output(proj->forward(irfft(filtered, features)));
 }
 

@@ -4,7 +4,7 @@
 // For x [..., F] and K = F/2 + 1 frequencies:
 //   h = LayerNorm(x)                                   [..., F]
 //   X = rfft(h)                                        [..., K, 2]   (complex as [re, im])
-//   Y_k = X_k * W_k   (complex product, per frequency)  [..., K, 2]
+//   Y_k = X_k * W_k   (complex product, per frequency; the fused complex_mul op)  [..., K, 2]
 //       re = Xr Wr - Xi Wi,   im = Xr Wi + Xi Wr
 //   y = Linear(irfft(Y, n = F))                         [..., F]
 // The filter W [K, 2] (parameter "filter") starts at 1 + 0i for every frequency, so at
@@ -31,8 +31,5 @@ class SpectralMix : public UnaryModule {
   Tensor& filter;  // [F/2 + 1, 2]
   std::shared_ptr<Linear> proj;
 };
-
-// (a_re + i a_im)(b_re + i b_im) for complex tensors held as trailing [re, im]; broadcasts.
-Tensor complex_mul(const Tensor& a, const Tensor& b);
 
 }  // namespace engram::nn

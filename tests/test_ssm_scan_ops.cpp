@@ -4,9 +4,14 @@
 //   - linear_scan_2x2 equals a per-step loop of 2x2 products (broadcast M, h0, non-contiguous f,
 //     sizes large enough for the OpenMP split), and a complex mode equals complex multiplication;
 //   - cauchy_kernel equals a direct std::complex double loop (broadcast leading dims, f32 too);
+//   - vandermonde equals std::exp of the complex products (long runs past the reseed, f32 to
+//     float rounding, a non-contiguous a), its gradient the sum of p conj(V) g;
+//   - complex_mul is bit-identical to the four real products it replaces (forward) and equals
+//     std::complex products under broadcasting;
 //   - the gradients of both ops under a broadcast M / shared z are the reduced full gradients;
 //   - bad shapes are errors naming the op and the shapes.
-// The registry (autograd/opinfo_ssm_scan.cpp) gradchecks both ops and compares them with PyTorch.
+// The registry (autograd/opinfo_ssm_scan.cpp, opinfo_fft_scan.cpp) gradchecks the ops and
+// compares them with PyTorch.
 #include <doctest/doctest.h>
 
 #include <complex>
@@ -284,4 +289,79 @@ TEST_CASE("cauchy_kernel: the gradients of a shared z are the sums over rows, an
                  "cauchy_kernel: expected v, w"));
   CHECK(contains(error_of([&] { cauchy_kernel(zeros({2, 4, 2}, DType::f64), detach(zf), w); }),
                  "do not broadcast"));
+}
+
+TEST_CASE("vandermonde equals exp of the complex products (long runs, f32, strided a, errors)") {
+  Generator g(11);
+  // decaying and growing modes, large imaginary parts (S4D-Inv reaches |Im dtA| ~ 1e2)
+  Tensor re = mul(rand({4, 3}, DType::f64, &g), 0.6) - 0.5;
+  Tensor im = mul(randn({4, 3}, DType::f64, &g), 30.0);
+  Tensor a = stack({re, im}, -1);  // [4, 3, 2]
+  const int64_t P = 300;           // many 16-power reseed blocks
+  for (auto [start, step] : {std::pair{0.0, 1.0}, std::pair{7.0, -0.5}}) {
+    Tensor V = vandermonde(a, P, start, step);
+    REQUIRE(V.shape() == Shape{4, 3, P, 2});
+    std::vector<cdouble> av = complex_values(a), vv = complex_values(V);
+    double err = 0;
+    for (int64_t r = 0; r < 12; ++r)
+      for (int64_t j = 0; j < P; ++j) {
+        cdouble want = std::exp(av[r] * (start + j * step));
+        err = std::max(err, std::abs(vv[r * P + j] - want) / std::max(1.0, std::abs(want)));
+      }
+    // the reference's own angle Im(a) p (up to ~3e4 rad here) carries ~3e4 * 2^-53 = 3e-12
+    CHECK(err < 1e-11);
+    // f32: the powers of the float a, computed in double and rounded once to float
+    Tensor a32 = to_dtype(a, DType::f32);
+    Tensor V32 = vandermonde(a32, P, start, step);
+    Tensor V_of_a32 = vandermonde(to_dtype(a32, DType::f64), P, start, step);
+    CHECK(engram::testing::max_rel_diff(to_dtype(V32, DType::f64).to_vector<double>(),
+                                        V_of_a32.to_vector<double>(), 1.0) < 1e-7);
+  }
+  // a non-contiguous a (a transposed view) gives its contiguous copy's powers
+  Tensor at = transpose(a, 0, 1);
+  CHECK(max_abs_diff(vandermonde(at, 20), vandermonde(contiguous(at), 20)) == 0.0);
+  // the gradient: da = sum_j p_j conj(V_j) g_j
+  Tensor a_leaf = detach(a);
+  a_leaf.requires_grad_(true);
+  Tensor up = randn({4, 3, 9, 2}, DType::f64, &g);
+  backward(sum(mul(vandermonde(a_leaf, 9, 2.0, 0.5), up)));
+  std::vector<cdouble> av = complex_values(a), uv = complex_values(up),
+                       gv = complex_values(a_leaf.grad());
+  double gerr = 0;
+  for (int64_t r = 0; r < 12; ++r) {
+    cdouble want = 0;
+    for (int64_t j = 0; j < 9; ++j) {
+      const double p = 2.0 + 0.5 * j;
+      want += p * std::conj(std::exp(av[r] * p)) * uv[r * 9 + j];
+    }
+    gerr = std::max(gerr, std::abs(want - gv[r]));
+  }
+  CHECK(gerr < 1e-10);
+  CHECK(contains(error_of([&] { vandermonde(zeros({3, 4}, DType::f64), 5); }),
+                 "vandermonde: expected complex a [.., 2]"));
+  CHECK(contains(error_of([&] { vandermonde(a, 0); }), "vandermonde: count must be >= 1, got 0"));
+  CHECK(contains(error_of([&] { vandermonde(a, 3, 0.0, INFINITY); }), "must be finite"));
+}
+
+TEST_CASE("complex_mul: bit-identical to its four real products, broadcasting, errors") {
+  Generator g(12);
+  Tensor a = randn({2, 3, 5, 2}), b = randn({5, 2});  // f32: a filter broadcast over a batch
+  Tensor ar = select(a, -1, 0), ai = select(a, -1, 1), br = select(b, -1, 0), bi = select(b, -1, 1);
+  Tensor four = stack({sub(mul(ar, br), mul(ai, bi)), add(mul(ar, bi), mul(ai, br))}, -1);
+  CHECK(max_abs_diff(complex_mul(a, b), four) == 0.0);
+  Tensor x = randn({2, 1, 4, 2}, DType::f64, &g), y = randn({3, 1, 2}, DType::f64, &g);
+  Tensor z = complex_mul(x, y);
+  REQUIRE(z.shape() == Shape{2, 3, 4, 2});
+  std::vector<cdouble> xv = complex_values(x), yv = complex_values(y), zv = complex_values(z);
+  double err = 0;
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j)
+      for (int64_t k = 0; k < 4; ++k)
+        err = std::max(err, std::abs(zv[(i * 3 + j) * 4 + k] - xv[i * 4 + k] * yv[j]));
+  CHECK(err < 1e-15);
+  CHECK(contains(error_of([&] { complex_mul(zeros({3, 3}), zeros({3, 2})); }),
+                 "complex_mul: expects complex tensors [..., 2] (re, im), got [3, 3] and [3, 2]"));
+  CHECK(contains(error_of([&] { complex_mul(zeros({3, 2}), zeros({4, 2})); }), "complex_mul"));
+  CHECK(contains(error_of([&] { complex_mul(zeros({3, 2}), zeros({3, 2}, DType::f64)); }),
+                 "dtype mismatch"));
 }

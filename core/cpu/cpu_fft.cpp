@@ -18,6 +18,12 @@
 // decomposition of the row count), so only ~log2(kMaxBlock) row counts per n ever get a plan;
 // the blocks double as the units of OpenMP parallelism. c2r destroys its input, so irfft always
 // runs on a private copy of X.
+//
+// complex_mul, complex as trailing [re, im]: out = op(a) b elementwise, op = conj when conj_a
+// (the backward's conj(b) g), a and b any strides of out's shape (stride-0 broadcasts read in
+// place), out contiguous. One pass over the complex elements through for_each_strided, each
+// product in the tensor's dtype in the order (ar br - ai bi, ar bi + ai br) of the four real
+// multiplies it replaces, so the forward is bit-identical to them.
 #include <fftw3.h>
 
 #include <climits>
@@ -27,6 +33,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/kernel_args.h"
 #include "core/cpu/strided.h"
 
 namespace engram::cpu {
@@ -175,9 +182,39 @@ static void irfft(Tref x, int64_t n, Tref out) {
   ENGRAM_DISPATCH_FLOAT(x.dtype(), "irfft", [&] { irfft_typed<scalar_t>(x, n, out); });
 }
 
+template <typename T> static void complex_mul_typed(Tref a, Tref b, bool conj_a, Tref out) {
+  const Shape lead(out.shape().begin(), out.shape().end() - 1);
+  auto lead_of = [](Tref x) { return Shape(x.strides().begin(), x.strides().end() - 1); };
+  const T *pa = a.data<T>(), *pb = b.data<T>();
+  T* po = out.data<T>();
+  const int64_t a_im = a.strides().back(), b_im = b.strides().back();
+  const T sign = conj_a ? T(-1) : T(1);
+  for_each_strided<3>(lead, {lead_of(out), lead_of(a), lead_of(b)},
+                      [=](const std::array<int64_t, 3>& off, int64_t n,
+                          const std::array<int64_t, 3>& inner) {
+                        const T *x = pa + off[1], *y = pb + off[2];
+                        T* o = po + off[0];
+                        for (int64_t i = 0; i < n; ++i) {
+                          const T ar = x[i * inner[1]], ai = sign * x[i * inner[1] + a_im];
+                          const T br = y[i * inner[2]], bi = y[i * inner[2] + b_im];
+                          o[i * inner[0]] = ar * br - ai * bi;
+                          o[i * inner[0] + 1] = ar * bi + ai * br;
+                        }
+                      });
+}
+
+static void complex_mul(Tref a, Tref b, bool conj_a, Tref out) {
+  check_complex_mul_args(a, b, out);
+  ENGRAM_CHECK(out.is_contiguous(), "complex_mul: expected a contiguous output, got strides {}",
+               shape_str(out.strides()));
+  ENGRAM_DISPATCH_FLOAT(out.dtype(), "complex_mul",
+                        [&] { complex_mul_typed<scalar_t>(a, b, conj_a, out); });
+}
+
 void register_fft(Backend& b) {
   b.rfft = rfft;
   b.irfft = irfft;
+  b.complex_mul = complex_mul;
 }
 
 }  // namespace engram::cpu

@@ -1,4 +1,5 @@
-// core/cpu/cpu_ssm_scan.cpp — CPU kernels of the 2x2-block scan and the Cauchy kernel (nn/ssm/).
+// core/cpu/cpu_ssm_scan.cpp — CPU kernels of the 2x2-block scan, the Cauchy kernel and the
+// complex Vandermonde powers (nn/ssm/).
 //
 // linear_scan_2x2, along dim 1 of [B, T, F, 2] (LinOSS's oscillators, S5's complex modes):
 //   forward   h_t = M_t h_{t-1} + f_t,           t = 0 .. T-1,  h_{-1} = h0 (or 0)
@@ -19,9 +20,20 @@
 //   dz_l = -conj(sum_n v_n c_ln^2) g_l            (dk_l/dz_l = -sum_n v_n c_ln^2)
 // The forward and dz are independent per (r, l); dv and dw per (r, n), each a sum over l: two
 // passes, each split over its own independent outputs. Accumulation is in the tensor's dtype.
+//
+// vandermonde, complex as trailing [re, im], per entry r (S4D's kernel powers):
+//   V_rj = exp(a_r p_j),  p_j = start + j step,  j = 0 .. P-1
+// backward (real-pair convention: conj(dV_rj/da_r) g_rj, dV_rj/da_r = p_j V_rj):
+//   da_r = sum_j p_j conj(V_rj) g_rj
+// The forward runs in double whatever the dtype: exp/cos/sin once every kReseed powers, the
+// powers between them by multiplying by q = exp(a step) (one complex multiply instead of three
+// transcendentals; at most kReseed roundings of double, far below float's or the f64 gradcheck's
+// resolution). The angle ai p is formed in double too, so p up to thousands loses nothing.
 #include <algorithm>
+#include <cmath>
 
 #include "core/backend.h"
+#include "core/cpu/kernel_checks.h"
 #include "core/cpu/strided.h"
 
 namespace engram::cpu {
@@ -261,11 +273,90 @@ static void cauchy_kernel_backward(Tref v, Tref z, Tref w, Tref dk, Tref dv, Tre
   });
 }
 
+// ---- vandermonde ----
+
+constexpr int64_t kReseed = 16;
+
+template <typename T>
+static void vandermonde_typed(const T* a, T* V, int64_t R, int64_t P, double start, double step) {
+#pragma omp parallel for if (R * P > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    const double ar = a[2 * r], ai = a[2 * r + 1];
+    const double q_mag = std::exp(ar * step), qr = q_mag * std::cos(ai * step),
+                 qi = q_mag * std::sin(ai * step);
+    T* out = V + 2 * r * P;
+    for (int64_t j0 = 0; j0 < P; j0 += kReseed) {
+      const double p = start + double(j0) * step, mag = std::exp(ar * p);
+      double wr = mag * std::cos(ai * p), wi = mag * std::sin(ai * p);
+      for (int64_t j = j0; j < std::min(P, j0 + kReseed); ++j) {
+        out[2 * j] = T(wr);
+        out[2 * j + 1] = T(wi);
+        const double nr = wr * qr - wi * qi;
+        wi = wr * qi + wi * qr;
+        wr = nr;
+      }
+    }
+  }
+}
+
+template <typename T>
+static void vandermonde_backward_typed(const T* V, const T* dV, T* da, int64_t R, int64_t P,
+                                       double start, double step) {
+#pragma omp parallel for if (R * P > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    const T* w = V + 2 * r * P;
+    const T* g = dV + 2 * r * P;
+    double acc_re = 0, acc_im = 0;
+    for (int64_t j = 0; j < P; ++j) {
+      const double p = start + double(j) * step, wr = w[2 * j], wi = w[2 * j + 1];
+      const double gr = g[2 * j], gi = g[2 * j + 1];
+      acc_re += p * (wr * gr + wi * gi);  // p conj(w) g
+      acc_im += p * (wr * gi - wi * gr);
+    }
+    da[2 * r] = T(acc_re);
+    da[2 * r + 1] = T(acc_im);
+  }
+}
+
+static void check_vandermonde(const char* op, Tref a, Tref V) {
+  ENGRAM_CHECK(a.dim() == 2 && a.shape()[1] == 2 && V.dim() == 3 && V.shape()[0] == a.shape()[0] &&
+                   V.shape()[2] == 2,
+               "{}: expected a [R, 2] and V [R, P, 2], got a {}, V {}", op, shape_str(a.shape()),
+               shape_str(V.shape()));
+  check_contiguous({&a, &V}, op);
+  ENGRAM_CHECK(V.dtype() == a.dtype(), "{}: dtypes differ: a {}, V {}", op, dtype_name(a.dtype()),
+               dtype_name(V.dtype()));
+}
+
+static void vandermonde(Tref a, double start, double step, Tref V) {
+  check_vandermonde("vandermonde", a, V);
+  ENGRAM_DISPATCH_FLOAT(a.dtype(), "vandermonde", [&] {
+    using T = scalar_t;
+    vandermonde_typed<T>(a.data<T>(), V.data<T>(), a.shape()[0], V.shape()[1], start, step);
+  });
+}
+
+static void vandermonde_backward(Tref V, Tref dV, double start, double step, Tref da) {
+  const char* op = "vandermonde_backward";
+  check_vandermonde(op, da, V);
+  check_contiguous({&dV}, op);
+  ENGRAM_CHECK(dV.shape() == V.shape() && dV.dtype() == V.dtype(),
+               "{}: expected dV of V's shape {} and dtype, got {}", op, shape_str(V.shape()),
+               shape_str(dV.shape()));
+  ENGRAM_DISPATCH_FLOAT(V.dtype(), op, [&] {
+    using T = scalar_t;
+    vandermonde_backward_typed<T>(V.data<T>(), dV.data<T>(), da.data<T>(), V.shape()[0],
+                                  V.shape()[1], start, step);
+  });
+}
+
 void register_ssm_scan(Backend& b) {
   b.linear_scan_2x2 = linear_scan_2x2;
   b.linear_scan_2x2_reverse = linear_scan_2x2_reverse;
   b.cauchy_kernel = cauchy_kernel;
   b.cauchy_kernel_backward = cauchy_kernel_backward;
+  b.vandermonde = vandermonde;
+  b.vandermonde_backward = vandermonde_backward;
 }
 
 }  // namespace engram::cpu

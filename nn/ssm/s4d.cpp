@@ -23,12 +23,8 @@ Tensor real(const Tensor& z) { return select(z, -1, 0); }
 Tensor imag(const Tensor& z) { return select(z, -1, 1); }
 Tensor conj(const Tensor& z) { return make(real(z), neg(imag(z))); }
 
-// (ar + i ai)(br + i bi) = (ar br - ai bi) + i (ar bi + ai br)
-Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor ar = real(a), ai = imag(a), br = real(b), bi = imag(b);
-  return make(engram::sub(engram::mul(ar, br), engram::mul(ai, bi)),
-              engram::add(engram::mul(ar, bi), engram::mul(ai, br)));
-}
+// (ar + i ai)(br + i bi) = (ar br - ai bi) + i (ar bi + ai br): the fused complex_mul op
+Tensor mul(const Tensor& a, const Tensor& b) { return engram::complex_mul(a, b); }
 
 // a / b = a conj(b) / |b|^2
 Tensor div(const Tensor& a, const Tensor& b) {
@@ -188,22 +184,10 @@ S4D::Discrete S4D::discretise() const {
   return {dtA, A_bar, B_bar};
 }
 
-Tensor S4D::vandermonde(const Tensor& dtA, const std::vector<double>& powers) const {
-  const int64_t P = (int64_t)powers.size();
-  Tensor p = raw::to_device(from_vector(powers, {P, 1}, dtA.dtype()), dtA.device());
-  return cplx::exp(mul(unsqueeze(dtA, 2), p));  // [H, N/2, 1, 2] * [P, 1] -> [H, N/2, P, 2]
-}
-
-static std::vector<double> power_range(int64_t from, int64_t count, int64_t step) {
-  std::vector<double> p(count);
-  for (int64_t i = 0; i < count; ++i) p[i] = double(from + i * step);
-  return p;
-}
-
 Tensor S4D::kernel(int64_t L) const {
   ENGRAM_CHECK(L > 0, "{}: kernel length must be positive, got {}", kLayer, L);
   Discrete d = discretise();
-  Tensor V = vandermonde(d.dtA, power_range(0, L, 1));            // A^^l, l = 0..L-1
+  Tensor V = vandermonde(d.dtA, L);                                // A^^l, l = 0..L-1
   return mul(cplx::real_contract(cplx::mul(C, d.B_bar), V), 2.0);  // [H, L]
 }
 
@@ -214,7 +198,7 @@ Tensor S4D::forward(const Tensor& x, State& state) {
   Tensor u = transpose(x, 1, 2);  // [B, H, L]
   Discrete d = discretise();
   // powers 0..L: 0..L-1 for the kernel, 1..L for the carried state's outputs, L for A^^L
-  Tensor V = vandermonde(d.dtA, power_range(0, L + 1, 1));  // [H, N/2, L+1, 2]
+  Tensor V = vandermonde(d.dtA, L + 1);                    // [H, N/2, L+1, 2]
   Tensor K = mul(cplx::real_contract(cplx::mul(C, d.B_bar), slice(V, 2, 0, L)), 2.0);  // [H, L]
   Tensor y = add(causal_fft_conv(u, K), mul(u, unsqueeze(D, -1)));
   // the carried state: y_l += 2 Re sum_n C_n A^_n^(l+1) x0_n

@@ -9,7 +9,8 @@
 // ZOH discretisation (s4d.py): A^_n = exp(dt A_n),  B^_n = (exp(dt A_n) - 1) / A_n
 //   recurrence:  x_t = A^ x_{t-1} + B^ u_t,    y_t = 2 Re sum_n C_n x_t,n  + D u_t
 //   kernel:      K_l = 2 Re sum_n C_n B^_n A^_n^l,  l = 0..L-1   (a Vandermonde product: the
-//                powers A^_n^l = exp(l dt A_n) are exp/cos/sin of real tensors, O(H N L))
+//                powers A^_n^l = exp(l dt A_n) are the fused vandermonde op, O(H N L), and the
+//                sum over n one matmul per channel)
 //   convolution: y = irfft(rfft(u, 2L) * rfft(K, 2L), 2L)[:L] + D u   (padding to 2L makes the
 //                circular convolution the causal one; FFTW underneath)
 // Output transform (s4d.py's position-wise mixing): y -> GELU -> Linear(H, 2H) (s4d.py's
@@ -111,8 +112,6 @@ class S4D : public SequenceMixer {
     Tensor B_bar;  // (exp(dt A) - 1) / A
   };
   Discrete discretise() const;
-  // exp(p dt A) for each power p: [H, N/2, len(powers), 2].
-  Tensor vandermonde(const Tensor& dtA, const std::vector<double>& powers) const;
   const Tensor& checked_state(const State& state, int64_t batch) const;
 };
 

@@ -1,4 +1,4 @@
-"""PyTorch references of linear_scan_2x2 and cauchy_kernel (autograd/opinfo_ssm_scan.cpp).
+"""PyTorch references of linear_scan_2x2, cauchy_kernel and vandermonde (autograd/opinfo_ssm_scan.cpp).
 
 make_golden.py merges OPS into its own table; each function takes the sample's inputs (torch
 tensors, the differentiable ones with requires_grad) and its params, like the C++ entry's fn.
@@ -34,7 +34,16 @@ def cauchy_kernel(xs, p):
     return torch.view_as_real(k)
 
 
+def vandermonde(xs, p):
+    """V[.., j] = exp(a[..] (start + j step)), j = 0..count-1, in torch complex arithmetic (the
+    powers in float64, then the product in a's precision)."""
+    a = as_complex(xs[0])
+    powers = p.get("start", 0.0) + p.get("step", 1.0) * torch.arange(p["count"], dtype=torch.float64)
+    return torch.view_as_real(torch.exp(a.unsqueeze(-1) * powers.to(xs[0].dtype)))
+
+
 OPS = {
     "linear_scan_2x2": linear_scan_2x2,
     "cauchy_kernel": cauchy_kernel,
+    "vandermonde": vandermonde,
 }

@@ -273,6 +273,12 @@ def rfft(xs, p):
     return torch.view_as_real(torch.fft.rfft(xs[0]))
 
 
+def complex_mul(xs, p):
+    """a b on [.., 2] (re, im) pairs in torch complex arithmetic, broadcasting."""
+    a, b = (torch.complex(x[..., 0], x[..., 1]) for x in xs)
+    return torch.view_as_real(a * b)
+
+
 def irfft(xs, p):
     return torch.fft.irfft(torch.view_as_complex(xs[0]), n=p["n"])
 
@@ -409,6 +415,7 @@ OPS = {
     # ---- fft, scan (opinfo_fft_scan.cpp); complex = trailing [re, im] (view_as_real)
     "rfft": rfft,
     "irfft": irfft,
+    "complex_mul": complex_mul,
     "linear_scan": linear_scan,
     # ---- fused memory ops (opinfo_memory.cpp)
     "hebbian_scan": hebbian_scan,
