@@ -5,8 +5,16 @@
 //   da += dy @ b^T   (summed over broadcast batch dims by the tape)
 //   db += a^T @ dy   (for one matrix b shared by a batch: one product over all rows)
 // Transposes are views: the kernel passes them to BLAS as Trans flags, no copies.
+//
+// complex_matmul(a, b): a [.., M, K, 2] @ b [.., K, N, 2] in complex arithmetic (trailing re, im),
+// batch dims broadcast; one complex gemm per batch element (cgemm / zgemm), in place of the four
+// real products of strided re / im views (each copied contiguous for BLAS) and their recombination.
+// The product is holomorphic in each factor, so the real-pair gradients are
+//   da = dy b^H,   db = a^H dy          (conjugate transposes as BLAS flags; summed over broadcast
+//                                        batch dims by the tape)
 #include "autograd/ops.h"
 #include "autograd/raw_ops.h"
+#include "core/kernel_args.h"
 
 namespace engram {
 
@@ -61,6 +69,46 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (a_in.dim() > 1) out.push_back(M);
   if (b_in.dim() > 1) out.push_back(N);
   return out == sy ? y : reshape(y, out);
+}
+
+Tensor complex_matmul(const Tensor& a_in, const Tensor& b_in) {
+  rk::check_same(a_in, b_in, "complex_matmul");
+  ENGRAM_CHECK(is_floating(a_in.dtype()), "complex_matmul: expected floating tensors, got {}",
+               dtype_name(a_in.dtype()));
+  ENGRAM_CHECK(a_in.dim() >= 3 && b_in.dim() >= 3 && a_in.shape().back() == 2 &&
+                   b_in.shape().back() == 2,
+               "complex_matmul: expects complex matrices [.., rows, cols, 2], got {} and {}",
+               shape_str(a_in.shape()), shape_str(b_in.shape()));
+  // the kernel reads each matrix densely (core/kernel_args.h); anything else is copied once
+  Tensor a = dense_complex_matrices(a_in) ? a_in : raw::contiguous(a_in);
+  Tensor b = dense_complex_matrices(b_in) ? b_in : raw::contiguous(b_in);
+  const int64_t M = a.shape()[a.dim() - 3], K = a.shape()[a.dim() - 2];
+  const int64_t K2 = b.shape()[b.dim() - 3], N = b.shape()[b.dim() - 2];
+  ENGRAM_CHECK(K == K2, "complex_matmul: inner dimensions differ: {} @ {}",
+               shape_str(a_in.shape()), shape_str(b_in.shape()));
+  Shape ba(a.shape().begin(), a.shape().end() - 3), bb(b.shape().begin(), b.shape().end() - 3);
+  Shape batch = broadcast_shapes(ba, bb, "complex_matmul (batch dims)");
+  Shape sa = batch, sb = batch, sy = batch;
+  sa.insert(sa.end(), {M, K, 2});
+  sb.insert(sb.end(), {K, N, 2});
+  sy.insert(sy.end(), {M, N, 2});
+  Tensor ae = raw::expand(a, sa), be = raw::expand(b, sb);
+  Tensor y = empty(sy, a.dtype(), a.device());
+  ENGRAM_KERNEL(a.device(), complex_matmul)(ae, be, false, false, y);
+  const bool need_da = a_in.requires_grad(), need_db = b_in.requires_grad();
+  record1("complex_matmul", {a_in, b_in}, y, [ae, be, sa, sb, need_da, need_db](const Tensor& dy) {
+    Tensor g = raw::contiguous(dy), da, db;
+    if (need_da) {
+      da = empty(sa, g.dtype(), g.device());
+      ENGRAM_KERNEL(g.device(), complex_matmul)(g, be, false, true, da);  // dy b^H
+    }
+    if (need_db) {
+      db = empty(sb, g.dtype(), g.device());
+      ENGRAM_KERNEL(g.device(), complex_matmul)(ae, g, true, false, db);  // a^H dy
+    }
+    return std::vector<Tensor>{da, db};
+  });
+  return y;
 }
 
 // y = a b^T for vectors: y_ij = a_i b_j

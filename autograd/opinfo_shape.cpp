@@ -22,6 +22,19 @@ void register_shape_ops(std::vector<OpInfo>& r) {
                           sample("size-1 [1, 3] @ [3, 1]", {rn(g, {1, 3}), rn(g, {3, 1})}),
                       };
                     }));
+  r.push_back(entry("complex_matmul",
+                    [](const Inputs& in, const json&) { return complex_matmul(in[0], in[1]); },
+                    [](Generator& g) {
+                      return Samples{
+                          sample("[3, 4, 2] @ [4, 2, 2]", {rn(g, {3, 4, 2}), rn(g, {4, 2, 2})}),
+                          sample("batched [2, 3, 4, 2] @ [2, 4, 5, 2]",
+                                 {rn(g, {2, 3, 4, 2}), rn(g, {2, 4, 5, 2})}),
+                          sample("broadcast batch [2, 1, 3, 4, 2] @ [3, 4, 2, 2]",
+                                 {rn(g, {2, 1, 3, 4, 2}), rn(g, {3, 4, 2, 2})}),
+                          sample("a column [3, 3, 2] @ [3, 1, 2]", {rn(g, {3, 3, 2}), rn(g, {3, 1, 2})}),
+                          sample("size-1 [1, 1, 2] @ [1, 1, 2]", {rn(g, {1, 1, 2}), rn(g, {1, 1, 2})}),
+                      };
+                    }));
   r.push_back(entry("outer", [](const Inputs& in, const json&) { return outer(in[0], in[1]); },
                     [](Generator& g) {
                       return Samples{sample("[3] x [4]", {rn(g, {3}), rn(g, {4})}),

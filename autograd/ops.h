@@ -96,6 +96,9 @@ TopK topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);
 // ---- matmul.cpp ----
 Tensor matmul(const Tensor& a, const Tensor& b);  // 1-D, 2-D, batched with broadcast batch dims
 Tensor outer(const Tensor& a, const Tensor& b);   // a [n], b [m] -> [n, m]
+// Complex matrix product, complex as trailing [re, im]: a [.., M, K, 2] @ b [.., K, N, 2] ->
+// [.., M, N, 2], batch dims broadcast (one complex gemm per batch element, each way).
+Tensor complex_matmul(const Tensor& a, const Tensor& b);
 
 // ---- shape.cpp (views share storage; their backwards route gradients back) ----
 Tensor reshape(const Tensor& x, const Shape& shape);  // one dim may be -1

@@ -82,6 +82,11 @@ struct Backend {
   // out[b] = alpha * op(a[b]) @ op(b[b]) + beta * out[b]; a [.., M, K], b [.., K, N] with the
   // same batch shape (stride 0 allowed for broadcast batches); out contiguous [.., M, N].
   void (*matmul)(Tref a, Tref b, Tref out, double alpha, double beta) = nullptr;
+  // Complex product, complex as trailing [re, im] (interleaved, BLAS's complex layout):
+  //   out[b] = op(a[b]) op(b[b]),  op = conjugate transpose of the matrix dims where adjoint_a /
+  //   adjoint_b, else identity. a, b, out [.., rows, cols, 2] of equal rank; the last three dims
+  //   of a and b dense, their batch dims any strides (stride 0 = broadcast); out contiguous.
+  void (*complex_matmul)(Tref a, Tref b, bool adjoint_a, bool adjoint_b, Tref out) = nullptr;
 
   // ---- indexing (idx is i64) ----
   void (*index_select)(Tref x, int64_t dim, Tref idx, Tref out) = nullptr;

@@ -18,6 +18,12 @@
 // CUBLAS_COMPUTE_32F (exact f32, as the CPU), or CUBLAS_COMPUTE_32F_FAST_TF32 only when
 // tf32_enabled(); f64 uses cublasDgemmStridedBatched. K == 0 writes out = beta * out (0 when
 // beta == 0, never reading out), as the CPU. i64 fails as on the CPU (floating dtypes only).
+//
+// complex_matmul: out[b] = op(A[b]) op(B[b]) on dense complex [.., rows, cols, 2] (cuComplex /
+// cuDoubleComplex layout), op = conjugate transpose where adjoint. The column-major view of a
+// row-major X is X^T and (X^H)^T = conj(X) = (X^T)^H, so the swapped call C^T = op(B)^T op(A)^T
+// takes CUBLAS_OP_C exactly where the CPU passes CblasConjTrans. One cublasCgemm / Zgemm per
+// batch element, looped on the host (the S4 products it serves have few batch elements).
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -25,6 +31,7 @@
 #include <vector>
 
 #include "core/flops.h"
+#include "core/kernel_args.h"
 #include "cuda/common.cuh"
 
 namespace engram::cuda {
@@ -185,6 +192,63 @@ static void matmul(Tref a, Tref b, Tref out, double alpha, double beta) {
   });
 }
 
-void register_blas(Backend& b) { b.matmul = matmul; }
+static void cgemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* a,
+                  int lda, const float* b, int ldb, float* c, int ldc) {
+  const cuComplex one = make_cuComplex(1, 0), zero = make_cuComplex(0, 0);
+  ENGRAM_CUBLAS_CHECK(cublasCgemm(handle(), ta, tb, m, n, k, &one,
+                                  reinterpret_cast<const cuComplex*>(a), lda,
+                                  reinterpret_cast<const cuComplex*>(b), ldb, &zero,
+                                  reinterpret_cast<cuComplex*>(c), ldc),
+                      "complex_matmul");
+}
+static void cgemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const double* a,
+                  int lda, const double* b, int ldb, double* c, int ldc) {
+  const cuDoubleComplex one = make_cuDoubleComplex(1, 0), zero = make_cuDoubleComplex(0, 0);
+  ENGRAM_CUBLAS_CHECK(cublasZgemm(handle(), ta, tb, m, n, k, &one,
+                                  reinterpret_cast<const cuDoubleComplex*>(a), lda,
+                                  reinterpret_cast<const cuDoubleComplex*>(b), ldb, &zero,
+                                  reinterpret_cast<cuDoubleComplex*>(c), ldc),
+                      "complex_matmul");
+}
+
+template <typename T>
+static void complex_matmul_typed(Tref a, Tref b, bool adjoint_a, bool adjoint_b, Tref out,
+                                 int64_t K) {
+  const int64_t nd = out.dim(), M = out.shape()[nd - 3], N = out.shape()[nd - 2];
+  const int64_t lda = std::max<int64_t>(a.shape()[nd - 2], 1), ldb = std::max<int64_t>(b.shape()[nd - 2], 1);
+  const int64_t batches = out.numel() / (2 * M * N);
+  if (K == 0) return scale_out<T>(out, 0.0);
+  const cublasOperation_t ta = adjoint_a ? CUBLAS_OP_C : CUBLAS_OP_N;
+  const cublasOperation_t tb = adjoint_b ? CUBLAS_OP_C : CUBLAS_OP_N;
+  const T *ap = a.data<T>(), *bp = b.data<T>();
+  T* op = out.data<T>();
+  for (int64_t bi = 0; bi < batches; ++bi) {
+    const auto [oa, ob] = batch_offsets(out, a, b, bi, 3);
+    // column-major C^T [N, M] = op(B)^T [N, K] op(A)^T [K, M]
+    cgemm(tb, ta, (int)N, (int)M, (int)K, bp + ob, (int)ldb, ap + oa, (int)lda,
+          op + bi * 2 * M * N, (int)N);
+  }
+}
+
+static void complex_matmul(Tref a, Tref b, bool adjoint_a, bool adjoint_b, Tref out) {
+  require_cuda(a, "complex_matmul", "a");
+  require_cuda(b, "complex_matmul", "b");
+  require_cuda(out, "complex_matmul", "out");
+  const int64_t K = check_complex_matmul_args(a, b, adjoint_a, adjoint_b, out);
+  const int64_t nd = out.dim(), M = out.shape()[nd - 3], N = out.shape()[nd - 2];
+  if (M * N == 0) return;
+  ENGRAM_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && a.shape()[nd - 2] <= INT_MAX &&
+                   b.shape()[nd - 2] <= INT_MAX,
+               "complex_matmul kernel: dims M {} N {} K {} exceed cuBLAS's 32-bit limit", M, N, K);
+  flops::add(8 * M * N * K * (out.numel() / (2 * M * N)));
+  ENGRAM_DISPATCH_FLOAT(out.dtype(), "complex_matmul", [&] {
+    complex_matmul_typed<scalar_t>(a, b, adjoint_a, adjoint_b, out, K);
+  });
+}
+
+void register_blas(Backend& b) {
+  b.matmul = matmul;
+  b.complex_matmul = complex_matmul;
+}
 
 }  // namespace engram::cuda

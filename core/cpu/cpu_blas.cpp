@@ -3,9 +3,16 @@
 // out[b] = alpha * A[b] @ B[b] + beta * out[b], A [.., M, K], B [.., K, N]. A transposed view
 // (column-major inner dims) is passed to BLAS as Trans instead of being copied; anything else
 // with odd inner strides is made contiguous first. Batch dims may have stride 0 (broadcast).
+//
+// complex_matmul: out[b] = op(A[b]) op(B[b]) on complex [.., rows, cols, 2] (interleaved re, im
+// is exactly BLAS's complex layout), op = ConjTrans for an adjoint operand (the backward's
+// G B^H and A^H G), through cblas_cgemm / zgemm. Counted as 8 M N K flops.
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "core/backend.h"
+#include "core/kernel_args.h"
 #include "core/flops.h"
 
 namespace engram::cpu {
@@ -71,6 +78,46 @@ static void matmul(Tref a, Tref b, Tref out, double alpha, double beta) {
   });
 }
 
-void register_blas(Backend& b) { b.matmul = matmul; }
+static void cgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                  const float* a, int64_t lda, const float* b, int64_t ldb, float* c) {
+  const float one[2] = {1, 0}, zero[2] = {0, 0};
+  cblas_cgemm(CblasRowMajor, ta, tb, M, N, K, one, a, lda, b, ldb, zero, c, N);
+}
+static void cgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                  const double* a, int64_t lda, const double* b, int64_t ldb, double* c) {
+  const double one[2] = {1, 0}, zero[2] = {0, 0};
+  cblas_zgemm(CblasRowMajor, ta, tb, M, N, K, one, a, lda, b, ldb, zero, c, N);
+}
+
+static void complex_matmul(Tref a, Tref b, bool adjoint_a, bool adjoint_b, Tref out) {
+  const int64_t K = check_complex_matmul_args(a, b, adjoint_a, adjoint_b, out);
+  const int64_t nd = out.dim(), M = out.shape()[nd - 3], N = out.shape()[nd - 2];
+  const int64_t lda = a.shape()[nd - 2], ldb = b.shape()[nd - 2];  // in complex elements
+  const int64_t batches = out.numel() / std::max<int64_t>(2 * M * N, 1);
+  if (M * N == 0) return;
+  flops::add(8 * M * N * K * batches);
+  const CBLAS_TRANSPOSE ta = adjoint_a ? CblasConjTrans : CblasNoTrans;
+  const CBLAS_TRANSPOSE tb = adjoint_b ? CblasConjTrans : CblasNoTrans;
+  ENGRAM_DISPATCH_FLOAT(out.dtype(), "complex_matmul", [&] {
+    using T = scalar_t;
+    const T *ap = a.data<T>(), *bp = b.data<T>();
+    T* op = out.data<T>();
+    for (int64_t bi = 0; bi < batches; ++bi) {
+      const auto [oa, ob] = batch_offsets(out, a, b, bi, 3);
+      T* c = op + bi * 2 * M * N;
+      if (K == 0) {
+        std::fill(c, c + 2 * M * N, T(0));
+        continue;
+      }
+      cgemm(ta, tb, M, N, K, ap + oa, std::max<int64_t>(lda, 1), bp + ob,
+            std::max<int64_t>(ldb, 1), c);
+    }
+  });
+}
+
+void register_blas(Backend& b) {
+  b.matmul = matmul;
+  b.complex_matmul = complex_matmul;
+}
 
 }  // namespace engram::cpu

@@ -37,11 +37,7 @@ Tensor exp(const Tensor& z) {
   return make(engram::mul(r, engram::cos(th)), engram::mul(r, engram::sin(th)));
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
-  Tensor ar = real(a), ai = imag(a), br = real(b), bi = imag(b);
-  return make(engram::sub(engram::matmul(ar, br), engram::matmul(ai, bi)),
-              engram::add(engram::matmul(ar, bi), engram::matmul(ai, br)));
-}
+Tensor matmul(const Tensor& a, const Tensor& b) { return engram::complex_matmul(a, b); }
 
 // out[b, h, m] = sum_k a[b, h, k] W[h, k, m]: one [B, K] x [K, M] product per channel h, so W is
 // never broadcast over the batch (a broadcast matmul would copy W B times, which dominated the
@@ -60,14 +56,10 @@ Tensor real_contract(const Tensor& a, const Tensor& V) {
 }
 
 // M v per channel for a batch of complex vectors: M [H, N, K, 2], v [B, H, K, 2] -> [B, H, N, 2],
-// as one real [B, 2K] x [2K, 2N] product per channel: [v_re, v_im] [[M_re^T, M_im^T],
-// [-M_im^T, M_re^T]] = [(M v)_re, (M v)_im].
+// as one complex [N, K] x [K, B] product per channel (v's batch moved behind K: a copy of v, never
+// of M).
 Tensor batched_matvec(const Tensor& M, const Tensor& v) {
-  Tensor Mr = transpose(real(M), -1, -2), Mi = transpose(imag(M), -1, -2);  // [H, K, N]
-  Tensor W = cat({cat({Mr, Mi}, -1), cat({engram::neg(Mi), Mr}, -1)}, -2);   // [H, 2K, 2N]
-  Tensor out = per_channel_matmul(cat({real(v), imag(v)}, -1), W);          // [B, H, 2N]
-  const int64_t N = M.size(1);
-  return make(slice(out, -1, 0, N), slice(out, -1, N, 2 * N));
+  return permute(engram::complex_matmul(M, permute(v, {1, 2, 0, 3})), {2, 0, 1, 3});
 }
 
 // sum_l V[h, n, l] u[b, h, l] -> [B, H, N, 2]: V [H, N, L, 2] complex, u [B, H, L] real.

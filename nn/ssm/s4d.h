@@ -49,7 +49,8 @@ Tensor conj(const Tensor& z);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
 Tensor exp(const Tensor& z);                      // e^re (cos im, sin im)
-// Matrix product of complex matrices a [.., n, k, 2] and b [.., k, m, 2] -> [.., n, m, 2].
+// Matrix product of complex matrices a [.., n, k, 2] and b [.., k, m, 2] -> [.., n, m, 2] (the
+// fused complex_matmul op: one complex gemm per batch element).
 Tensor matmul(const Tensor& a, const Tensor& b);
 // Re sum_n a[.., n] V[.., n, l]: a [.., N, 2], V [.., N, L, 2] -> [.., L] (a matmul per part).
 Tensor real_contract(const Tensor& a, const Tensor& V);

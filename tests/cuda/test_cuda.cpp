@@ -111,7 +111,7 @@ void add_placement_checks(Backend& b) {
   ENGRAM_PLACEMENT_CHECK(b, linear_scan_2x2) ENGRAM_PLACEMENT_CHECK(b, linear_scan_2x2_reverse)
   ENGRAM_PLACEMENT_CHECK(b, cauchy_kernel) ENGRAM_PLACEMENT_CHECK(b, cauchy_kernel_backward)
   ENGRAM_PLACEMENT_CHECK(b, vandermonde) ENGRAM_PLACEMENT_CHECK(b, vandermonde_backward)
-  ENGRAM_PLACEMENT_CHECK(b, complex_mul)
+  ENGRAM_PLACEMENT_CHECK(b, complex_mul) ENGRAM_PLACEMENT_CHECK(b, complex_matmul)
   ENGRAM_PLACEMENT_CHECK(b, masked_softmax) ENGRAM_PLACEMENT_CHECK(b, masked_softmax_backward)
   ENGRAM_PLACEMENT_CHECK(b, lstm_cell) ENGRAM_PLACEMENT_CHECK(b, lstm_cell_backward)
 }

@@ -372,6 +372,8 @@ OPS = {
     "topk": lambda xs, p: torch.topk(xs[0], p["k"], p["dim"], largest=p["largest"], sorted=True).values,
     # ---- matmul, views, joins, indexing (opinfo_shape.cpp)
     "matmul": lambda xs, p: torch.matmul(xs[0], xs[1]),
+    "complex_matmul": lambda xs, p: torch.view_as_real(
+        torch.matmul(torch.view_as_complex(xs[0].contiguous()), torch.view_as_complex(xs[1].contiguous()))),
     "outer": lambda xs, p: torch.outer(xs[0], xs[1]),
     "reshape": lambda xs, p: xs[0].reshape(p["shape"]),
     "permute": lambda xs, p: xs[0].permute(p["dims"]),
