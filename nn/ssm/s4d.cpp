@@ -39,20 +39,33 @@ Tensor exp(const Tensor& z) {
 
 Tensor matmul(const Tensor& a, const Tensor& b) { return engram::complex_matmul(a, b); }
 
-// out[b, h, m] = sum_k a[b, h, k] W[h, k, m]: one [B, K] x [K, M] product per channel h, so W is
-// never broadcast over the batch (a broadcast matmul would copy W B times, which dominated the
-// layer's time and memory at the crsd_tiny size).
-static Tensor per_channel_matmul(const Tensor& a, const Tensor& W) {
-  return permute(engram::matmul(permute(a, {1, 0, 2}), W), {1, 0, 2});
-}
-
-// Re sum_n a_n V_nl = sum_n (Re a_n Re V_nl - Im a_n Im V_nl), as [.., 1, 2N] x [.., 2N, L]; with
-// a batch in front of a ([B, H, N, 2] against V [H, N, L, 2]) as one product per channel.
+// Re sum_n a_n V_nl = sum_n (Re a_n Re V_nl - Im a_n Im V_nl). V [.., N, L, 2] is read in place as
+// the real matrix [.., N, 2L] (each l's re, im side by side: a view, also of a slice along L), and
+// the rows [Re a; Im a] [.., 2, N] times it give, for every l, (Re a Re V, Re a Im V) and
+// (Im a Re V, Im a Im V); the answer is the first of row 0 minus the second of row 1. Twice the
+// multiply-adds of the four real products it replaces, but V is never copied, forward or back.
+// With a batch in front of a ([B, H, N, 2] against V [H, N, L, 2]) the rows of the whole batch
+// go through one [2B, N] x [N, 2L] product per channel.
 Tensor real_contract(const Tensor& a, const Tensor& V) {
-  Tensor a_cat = cat({real(a), engram::neg(imag(a))}, -1);  // [.., 2N]
-  Tensor V_cat = cat({real(V), imag(V)}, -2);                 // [.., 2N, L]
-  if (a.dim() == 4 && V.dim() == 4) return per_channel_matmul(a_cat, V_cat);
-  return squeeze(engram::matmul(unsqueeze(a_cat, -2), V_cat), -2);
+  const int64_t N = V.size(-3), L = V.size(-2);
+  Shape ws(V.shape().begin(), V.shape().end() - 1);
+  ws.back() = 2 * L;
+  Tensor W = reshape(V, ws);  // [.., N, 2L]
+  auto combine = [](const Tensor& R, int64_t row_dim) {  // R [.., 2 (row), .., L, 2]
+    return engram::sub(select(select(R, row_dim, 0), -1, 0), select(select(R, row_dim, 1), -1, 1));
+  };
+  if (a.dim() == 4 && V.dim() == 4) {
+    const int64_t B = a.size(0), H = a.size(1);
+    Tensor rows = reshape(permute(a, {1, 0, 3, 2}), {H, 2 * B, N});  // a copy of a, not of V
+    Tensor R = reshape(engram::matmul(rows, W), {H, B, 2, L, 2});
+    return permute(combine(R, 2), {1, 0, 2});  // [B, H, L]
+  }
+  Shape rs(a.shape().begin(), a.shape().end() - 1);  // [.., N] -> [.., 2, L, 2]
+  rs.back() = 2;
+  rs.push_back(L);
+  rs.push_back(2);
+  Tensor R = reshape(engram::matmul(transpose(a, -1, -2), W), rs);
+  return combine(R, -3);
 }
 
 // M v per channel for a batch of complex vectors: M [H, N, K, 2], v [B, H, K, 2] -> [B, H, N, 2],
@@ -62,11 +75,13 @@ Tensor batched_matvec(const Tensor& M, const Tensor& v) {
   return permute(engram::complex_matmul(M, permute(v, {1, 2, 0, 3})), {2, 0, 1, 3});
 }
 
-// sum_l V[h, n, l] u[b, h, l] -> [B, H, N, 2]: V [H, N, L, 2] complex, u [B, H, L] real.
+// sum_l V[h, n, l] u[b, h, l] -> [B, H, N, 2]: V [H, N, L, 2] complex, u [B, H, L] real, as one
+// complex [N, L] x [L, B] product per channel with u as complex (imaginary part 0): u is moved
+// and widened (small), V is read in place when its matrices are dense (not a slice along L).
 Tensor apply_to_real(const Tensor& V, const Tensor& u) {
-  const int64_t H = V.size(0), N = V.size(1), L = V.size(2);
-  Tensor W = reshape(permute(V, {0, 2, 1, 3}), {H, L, 2 * N});  // [H, L, (n, re/im)]
-  return reshape(per_channel_matmul(u, W), {u.size(0), H, N, 2});
+  Tensor u_lb = permute(u, {1, 2, 0});  // [H, L, B]
+  Tensor U = make(u_lb, zeros_like(u_lb));
+  return permute(engram::complex_matmul(V, U), {2, 0, 1, 3});
 }
 
 Tensor one(const Tensor& like) {
@@ -196,11 +211,14 @@ Tensor S4D::forward(const Tensor& x, State& state) {
   // the carried state: y_l += 2 Re sum_n C_n A^_n^(l+1) x0_n
   y = add(y, mul(cplx::real_contract(cplx::mul(C, x0), slice(V, 2, 1, L + 1)), 2.0));
   // x_L = A^^L x0 + B^ sum_j A^^(L-1-j) u_j = A^^L x0 + B^ sum_l A^^l u_(L-1-l): the powers
-  // 0..L-1 already in V, against u reversed in time (an index, not a second Vandermonde)
-  std::vector<int64_t> reversed(L);
-  for (int64_t l = 0; l < L; ++l) reversed[l] = L - 1 - l;
-  Tensor u_rev = index_select(u, 2, raw::to_device(from_vector(reversed, {L}), u.device()));
-  Tensor driven = cplx::apply_to_real(slice(V, 2, 0, L), u_rev);  // [B, H, N/2, 2]
+  // 0..L-1 already in V, against u reversed in time (an index, not a second Vandermonde). All L+1
+  // powers go in (V read in place), against u_rev with a zero appended for the power L:
+  // u_pad = [0, u_0 .. u_(L-1)] and index L - l picks u_(L-1-l) for l < L and the 0 for l = L.
+  std::vector<int64_t> reversed(L + 1);
+  for (int64_t l = 0; l <= L; ++l) reversed[l] = L - l;
+  Tensor u_pad = cat({zeros({u.size(0), d_model, 1}, u.dtype(), u.device()), u}, 2);
+  Tensor u_rev = index_select(u_pad, 2, raw::to_device(from_vector(reversed, {L + 1}), u.device()));
+  Tensor driven = cplx::apply_to_real(V, u_rev);  // [B, H, N/2, 2]
   Tensor x_L = add(cplx::mul(select(V, 2, L), x0), cplx::mul(d.B_bar, driven));
   state_set(state, "x", x_L);
   return note_output(gelu_linear_glu(transpose(y, 1, 2), *output_linear));

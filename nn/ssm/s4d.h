@@ -52,10 +52,11 @@ Tensor exp(const Tensor& z);                      // e^re (cos im, sin im)
 // Matrix product of complex matrices a [.., n, k, 2] and b [.., k, m, 2] -> [.., n, m, 2] (the
 // fused complex_matmul op: one complex gemm per batch element).
 Tensor matmul(const Tensor& a, const Tensor& b);
-// Re sum_n a[.., n] V[.., n, l]: a [.., N, 2], V [.., N, L, 2] -> [.., L] (a matmul per part).
+// Re sum_n a[.., n] V[.., n, l]: a [.., N, 2], V [.., N, L, 2] -> [.., L] (one real product that
+// reads V in place; a batched a [B, H, N, 2] against V [H, N, L, 2] gives [B, H, L]).
 Tensor real_contract(const Tensor& a, const Tensor& V);
 // The complex vectors sum_l V[h, n, l] u[b, h, l]: V [H, N, L, 2], real u [B, H, L] -> [B, H, N, 2]
-// (one [B, L] x [L, 2N] product per channel).
+// (one complex [N, L] x [L, B] product per channel, u widened to complex).
 Tensor apply_to_real(const Tensor& V, const Tensor& u);
 // M v per channel for a batch: M [H, N, K, 2], v [B, H, K, 2] -> [B, H, N, 2], without
 // broadcasting M over the batch.
