@@ -39,7 +39,8 @@
 // [B, H, N, 2]. A call that starts from x0, still in convolution mode and exactly:
 //   y_l += C A^^(l+1) x0 = the kernel of the same SSM with B^ replaced by A^ x0, i.e. with
 //          B' = (1/2) A1^-1 A^ x0 = x0/dt + A x0/2 (SSKernelNPLR's "unbilinear" state): two more
-//          Cauchy sums per sequence, O(B H N L);
+//          Cauchy sums per sequence, O(B H N L), all of a channel's as one complex product with
+//          its Cauchy matrix 1 / (g_k - Lambda_n) (built once per call, shared by the batch);
 //   x_L  = A^^L x0 + sum_j A^^(L-1-j) B^ u_j: the Krylov columns A^^i B^ (i < L) built by
 //          doubling with the same squares, O(N^2 L) per channel (the order of the naive kernel:
 //          the price of an exact state with a dense A^, as SSKernelNPLR's forward_state / power()),
