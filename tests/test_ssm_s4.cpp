@@ -363,6 +363,47 @@ TEST_CASE("ssm s4: forward == T steps, and a cut stream == the uncut one (f64)")
   check_modes_agree(m, x, 1, 1e-10);  // 1 and 12
 }
 
+// From initial_state() the layers skip the carried state's terms (exactly zero); the full path,
+// forced by a zero state that requires grad, must give the same outputs, final state and
+// parameter gradients.
+static void check_zero_state_skip(SequenceMixer& m, const Tensor& x) {
+  auto run = [&](bool force_full) {
+    State st = m.initial_state(x.size(0));
+    Tensor x0 = state_get(st, "x", "test");
+    REQUIRE(is_zero_state(x0));
+    if (force_full) {
+      Tensor leaf = detach(x0);
+      leaf.requires_grad_(true);
+      REQUIRE(!is_zero_state(leaf));
+      state_set(st, "x", leaf);
+    }
+    for (Tensor& p : m.parameters()) p.impl()->grad.reset();
+    Tensor y = m.forward(x, st);
+    backward(sum(mul(y, y)));
+    std::vector<Tensor> grads;
+    for (Tensor& p : m.parameters()) grads.push_back(detach(p.grad()));
+    return std::tuple{detach(y), detach(state_get(st, "x", "test")), grads};
+  };
+  auto [y_skip, x_skip, g_skip] = run(false);
+  auto [y_full, x_full, g_full] = run(true);
+  CHECK(max_abs_diff(y_skip, y_full) < 1e-13);
+  CHECK(max_abs_diff(x_skip, x_full) < 1e-13);
+  REQUIRE(g_skip.size() == g_full.size());
+  for (size_t k = 0; k < g_skip.size(); ++k) CHECK(max_abs_diff(g_skip[k], g_full[k]) < 1e-12);
+}
+
+TEST_CASE("ssm s4d, s4: the zero-state skip equals the full carried-state path (f64)") {
+  Generator g(21);
+  S4D s4d(4, 8, S4DInit::lin, &g);
+  s4d.to(DType::f64);
+  S4 s4(3, 8, &g);
+  s4.to(DType::f64);
+  check_zero_state_skip(s4d, randn({2, 9, 4}, DType::f64, &g));
+  check_zero_state_skip(s4, randn({2, 9, 3}, DType::f64, &g));
+  Tensor nonzero = from_vector(std::vector<double>{0, 0, 0, 1e-300}, {2, 1, 1, 2}, DType::f64);
+  CHECK(!is_zero_state(nonzero));  // a single tiny entry is not zero
+}
+
 TEST_CASE("ssm s4: bad shapes are errors naming the layer and the shapes") {
   Generator g(11);
   S4 m(4, 8, &g);

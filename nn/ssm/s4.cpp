@@ -211,31 +211,35 @@ Tensor S4::forward(const Tensor& x, State& state) {
   Call call = prepare(L);
   const Modes& m = call.m;
   Tensor y = add(causal_fft_conv(u, call.K), mul(u, unsqueeze(D, -1)));
-  // the carried state's outputs C A^^(l+1) x0: the kernel with B^ -> A^ x0, i.e. with
-  // B' = x0/dt + (Lambda x0 - P (P^* x0))/2
-  Tensor Pc = cplx::conj(m.P);
-  Tensor Ax0 = sub(cplx::mul(m.Lambda, x0),
-                   cplx::mul(m.P, unsqueeze(sum(cplx::mul(Pc, x0), {-2}), -2)));
-  Tensor x0_dt = mul(x0, reshape(mul(call.d.two_over_dt, 0.5), {d_model, 1, 1}));
-  Tensor B_state = add(x0_dt, mul(Ax0, 0.5));                                    // [B, H, N, 2]
-  Tensor vs = stack({cplx::mul(call.C_tilde, B_state), cplx::mul(Pc, B_state)}, 0);
-  // 2B Cauchy sums per channel share z = g and w = Lambda: build the Cauchy matrix
-  // Dc[h, n, k] = 1 / (g_hk - Lambda_hn) once ([H, N, M], a few elementwise ops) and take all the
-  // sums as one complex [2B, N] x [N, M] product per channel (instead of 2B H M N reciprocals,
-  // three times over with the backward, which was a quarter of the layer's step)
-  const int64_t Bn = x0.size(0), M = call.g.size(1);
-  Tensor Dc = cplx::div(cplx::one(call.g), sub(unsqueeze(call.g, 1), unsqueeze(m.Lambda, 2)));
-  Tensor v_rows = reshape(permute(vs, {2, 0, 1, 3, 4}), {d_model, 2 * Bn, state_size, 2});
-  Tensor rs = permute(reshape(cplx::matmul(v_rows, Dc), {d_model, 2, Bn, M, 2}),
-                      {1, 2, 0, 3, 4});  // [2, B, H, M, 2]
-  y = add(y, call.coefficients(select(rs, 0, 0), select(rs, 0, 1)));
+  // A zero initial state adds exactly nothing, to the outputs or to any gradient: skip its terms
+  const bool from_zero = is_zero_state(x0);
+  if (!from_zero) {
+    // the carried state's outputs C A^^(l+1) x0: the kernel with B^ -> A^ x0, i.e. with
+    // B' = x0/dt + (Lambda x0 - P (P^* x0))/2
+    Tensor Pc = cplx::conj(m.P);
+    Tensor Ax0 = sub(cplx::mul(m.Lambda, x0),
+                     cplx::mul(m.P, unsqueeze(sum(cplx::mul(Pc, x0), {-2}), -2)));
+    Tensor x0_dt = mul(x0, reshape(mul(call.d.two_over_dt, 0.5), {d_model, 1, 1}));
+    Tensor B_state = add(x0_dt, mul(Ax0, 0.5));                                    // [B, H, N, 2]
+    Tensor vs = stack({cplx::mul(call.C_tilde, B_state), cplx::mul(Pc, B_state)}, 0);
+    // 2B Cauchy sums per channel share z = g and w = Lambda: build the Cauchy matrix
+    // Dc[h, n, k] = 1 / (g_hk - Lambda_hn) once ([H, N, M], a few elementwise ops) and take all the
+    // sums as one complex [2B, N] x [N, M] product per channel (instead of 2B H M N reciprocals,
+    // three times over with the backward, which was a quarter of the layer's step)
+    const int64_t Bn = x0.size(0), M = call.g.size(1);
+    Tensor Dc = cplx::div(cplx::one(call.g), sub(unsqueeze(call.g, 1), unsqueeze(m.Lambda, 2)));
+    Tensor v_rows = reshape(permute(vs, {2, 0, 1, 3, 4}), {d_model, 2 * Bn, state_size, 2});
+    Tensor rs = permute(reshape(cplx::matmul(v_rows, Dc), {d_model, 2, Bn, M, 2}),
+                        {1, 2, 0, 3, 4});  // [2, B, H, M, 2]
+    y = add(y, call.coefficients(select(rs, 0, 0), select(rs, 0, 1)));
+  }
   // x_L = A^^L x0 + sum_j A^^(L-1-j) B^ u_j: Krylov columns A^^(L-1-j) B^ by doubling
   Tensor krylov = unsqueeze(call.d.B_bar, -2);  // [H, N, 1, 2]: power 0
   for (size_t k = 0; krylov.size(2) < L; ++k)   // [A^^2^k K, K]: powers 2^(k+1)-1 .. 0
     krylov = cat({cplx::matmul(call.sq[k], krylov), krylov}, 2);
   krylov = slice(krylov, 2, krylov.size(2) - L, krylov.size(2));  // powers L-1 .. 0
   Tensor driven = cplx::apply_to_real(krylov, u);                  // [B, H, N, 2]
-  state_set(state, "x", add(matvec(call.A_L, x0), driven));
+  state_set(state, "x", from_zero ? driven : add(matvec(call.A_L, x0), driven));
   return note_output(gelu_linear_glu(transpose(y, 1, 2), *output_linear));
 }
 

@@ -75,6 +75,10 @@ State modal_initial_state(int64_t batch, int64_t H, int64_t modes, const Tensor&
                           const char* layer);
 const Tensor& checked_modal_state(const State& state, int64_t batch, int64_t H, int64_t modes,
                                   const Tensor& like, const char* layer);
+// True for a carried state that is all zeros and needs no gradient (initial_state()'s): the terms
+// it would add to a convolution-mode call (its outputs and A^^L x0) are then exactly zero, values
+// and gradients, so S4D and S4 skip them, as s4d.py's forward does for state=None.
+bool is_zero_state(const Tensor& x0);
 // forward's input [B, T, H] and step's token [B, H] with B, T > 0 (errors name the layer).
 void check_sequence_input(const Tensor& x, int64_t H, const char* layer);
 void check_token_input(const Tensor& x_t, int64_t H, const char* layer);
