@@ -15,6 +15,7 @@
 #include <complex>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "autograd/golden.h"
@@ -402,6 +403,40 @@ TEST_CASE("ssm s4d, s4: the zero-state skip equals the full carried-state path (
   check_zero_state_skip(s4, randn({2, 9, 3}, DType::f64, &g));
   Tensor nonzero = from_vector(std::vector<double>{0, 0, 0, 1e-300}, {2, 1, 1, 2}, DType::f64);
   CHECK(!is_zero_state(nonzero));  // a single tiny entry is not zero
+}
+
+TEST_CASE("ssm s4d, s4: without state gradients the final state is the same values, no graph") {
+  Generator g(22);
+  S4D s4d(4, 8, S4DInit::inv, &g);
+  s4d.to(DType::f64);
+  S4 s4(3, 8, &g);
+  s4.to(DType::f64);
+  for (SequenceMixer* m : std::vector<SequenceMixer*>{&s4d, &s4}) {
+    Tensor x = randn({2, 7, m->width()}, DType::f64, &g);
+    State warm = m->initial_state(2);
+    {
+      NoGradGuard values;
+      m->forward(x, warm);  // a non-zero carried state, so the x0 terms run too
+    }
+    auto run = [&](bool state_grad) {
+      State st = warm;
+      for (Tensor& p : m->parameters()) p.impl()->grad.reset();
+      std::optional<NoStateGradGuard> off;
+      if (!state_grad) off.emplace();
+      Tensor y = m->forward(x, st);
+      const Tensor& x_L = state_get(st, "x", "test");
+      CHECK(x_L.requires_grad() == state_grad);
+      CHECK(state_grad_enabled() == state_grad);
+      backward(sum(mul(y, y)));
+      std::vector<Tensor> grads{detach(y), detach(x_L)};
+      for (Tensor& p : m->parameters()) grads.push_back(detach(p.grad()));
+      return grads;
+    };
+    std::vector<Tensor> with = run(true), without = run(false);
+    CHECK(state_grad_enabled());  // the guard restored the mode
+    REQUIRE(with.size() == without.size());
+    for (size_t k = 0; k < with.size(); ++k) CHECK(max_abs_diff(with[k], without[k]) == 0.0);
+  }
 }
 
 TEST_CASE("ssm s4: bad shapes are errors naming the layer and the shapes") {

@@ -82,6 +82,7 @@
 #include "nn/layers.h"
 #include "nn/recurrent.h"
 #include "nn/spectral.h"
+#include "nn/ssm/mixer.h"
 
 namespace engram::bench {
 
@@ -401,7 +402,8 @@ inline Workload make_memnet(Generator& gen) {
 
 // crsd_tiny's state-space language models (apps/common/ssm_lm.h) at the app's size: the model of
 // apps/crsd_tiny/configs/<kind>.yaml (read from the repository root, where `make bench` runs) on
-// crsd_tiny's batch, from a zero state every step. Every model.* key goes into the metadata, so
+// crsd_tiny's batch, from a zero state every step, the final state without its graph (as the
+// training loop, which detaches it after each step). Every model.* key goes into the metadata, so
 // torch_ssm.py builds the same model; its layers are tests/golden/torch_ssm_*.py's references.
 inline Workload make_ssm_lm(const std::string& kind, Generator& gen) {
   const std::string path = "apps/crsd_tiny/configs/" + kind + ".yaml";
@@ -417,6 +419,8 @@ inline Workload make_ssm_lm(const std::string& kind, Generator& gen) {
   Tensor ids = randint(0, V, {B, T}, &gen), target = randint(0, V, {B, T}, &gen);
   auto loss = [lm, ids, target] {
     apps::LMState state = lm->initial_state(ids.size(0));
+    // as apps/common/train_loop.cpp: the final state is dropped, so it is computed as values only
+    nn::ssm::NoStateGradGuard state_values_only;
     return cross_entropy(lm->forward(ids, state), target);
   };
   nn::Metadata meta = {{"vocab", std::to_string(V)}};

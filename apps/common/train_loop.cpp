@@ -29,6 +29,7 @@
 
 #include "apps/common/metrics.h"
 #include "autograd/tape.h"
+#include "nn/ssm/mixer.h"
 #include "apps/common/trainer.h"
 #include "core/backend.h"
 #include "nn/distributed.h"
@@ -438,8 +439,14 @@ StepStats TrainingRun::train_step() {
   if (s.trace) trace_batch(progress, batch, tok);
   schedule.apply(*optimizer, step - 1);
 
-  Tensor logits = s.trace ? lm->forward_traced(batch.inputs, state, s.stages)
-                          : lm->forward(batch.inputs, state);
+  Tensor logits;
+  {
+    // the state is detached after the step (below), so a graph behind it would only hold memory
+    // through the backward: the layers hand it back as values (nn/ssm/mixer.h)
+    nn::ssm::NoStateGradGuard state_values_only;
+    logits = s.trace ? lm->forward_traced(batch.inputs, state, s.stages)
+                     : lm->forward(batch.inputs, state);
+  }
   Tensor loss = cross_entropy(reshape(logits, {-1, logits.size(2)}), reshape(batch.targets, {-1}),
                               kIgnoreIndex);
   // With ranks, this rank's share of the global mean: its targets' loss sum / all ranks' targets

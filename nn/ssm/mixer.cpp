@@ -23,4 +23,10 @@ void state_set(State& state, const std::string& name, Tensor t) {
   state.emplace_back(name, std::move(t));
 }
 
+static thread_local bool g_state_grad = true;
+
+bool state_grad_enabled() { return g_state_grad; }
+NoStateGradGuard::NoStateGradGuard() : prev_(g_state_grad) { g_state_grad = false; }
+NoStateGradGuard::~NoStateGradGuard() { g_state_grad = prev_; }
+
 }  // namespace engram::nn::ssm

@@ -38,4 +38,21 @@ const Tensor& state_get(const State& state, const std::string& name, const char*
 // Sets (or adds) the state tensor called `name`.
 void state_set(State& state, const std::string& name, Tensor t);
 
+// Whether a forward records the graph of the state it hands back (per thread, default on). A
+// truncated-backprop loop that detaches the state after every step (apps/common/train_loop.cpp)
+// never differentiates that graph, yet it would hold its saved tensors through the backward; with
+// the mode off the final state is computed exactly, as values only. The outputs keep their full
+// graph either way. Mixers whose state costs a separate computation honour it (S4D, S4).
+bool state_grad_enabled();
+class NoStateGradGuard {
+ public:
+  NoStateGradGuard();
+  ~NoStateGradGuard();
+  NoStateGradGuard(const NoStateGradGuard&) = delete;
+  NoStateGradGuard& operator=(const NoStateGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
 }  // namespace engram::nn::ssm

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <complex>
 #include <numbers>
+#include <optional>
 
 #include "nn/init.h"
 #include "nn/ssm/hippo.h"
@@ -233,13 +234,17 @@ Tensor S4::forward(const Tensor& x, State& state) {
                         {1, 2, 0, 3, 4});  // [2, B, H, M, 2]
     y = add(y, call.coefficients(select(rs, 0, 0), select(rs, 0, 1)));
   }
-  // x_L = A^^L x0 + sum_j A^^(L-1-j) B^ u_j: Krylov columns A^^(L-1-j) B^ by doubling
-  Tensor krylov = unsqueeze(call.d.B_bar, -2);  // [H, N, 1, 2]: power 0
-  for (size_t k = 0; krylov.size(2) < L; ++k)   // [A^^2^k K, K]: powers 2^(k+1)-1 .. 0
-    krylov = cat({cplx::matmul(call.sq[k], krylov), krylov}, 2);
-  krylov = slice(krylov, 2, krylov.size(2) - L, krylov.size(2));  // powers L-1 .. 0
-  Tensor driven = cplx::apply_to_real(krylov, u);                  // [B, H, N, 2]
-  state_set(state, "x", from_zero ? driven : add(matvec(call.A_L, x0), driven));
+  {
+    std::optional<NoGradGuard> values_only;  // the state's graph, unless the caller wants it
+    if (!state_grad_enabled()) values_only.emplace();
+    // x_L = A^^L x0 + sum_j A^^(L-1-j) B^ u_j: Krylov columns A^^(L-1-j) B^ by doubling
+    Tensor krylov = unsqueeze(call.d.B_bar, -2);  // [H, N, 1, 2]: power 0
+    for (size_t k = 0; krylov.size(2) < L; ++k)   // [A^^2^k K, K]: powers 2^(k+1)-1 .. 0
+      krylov = cat({cplx::matmul(call.sq[k], krylov), krylov}, 2);
+    krylov = slice(krylov, 2, krylov.size(2) - L, krylov.size(2));  // powers L-1 .. 0
+    Tensor driven = cplx::apply_to_real(krylov, u);                  // [B, H, N, 2]
+    state_set(state, "x", from_zero ? driven : add(matvec(call.A_L, x0), driven));
+  }
   return note_output(gelu_linear_glu(transpose(y, 1, 2), *output_linear));
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <optional>
 
 #include "nn/init.h"
 
@@ -221,13 +222,18 @@ Tensor S4D::forward(const Tensor& x, State& state) {
   // 0..L-1 already in V, against u reversed in time (an index, not a second Vandermonde). All L+1
   // powers go in (V read in place), against u_rev with a zero appended for the power L:
   // u_pad = [0, u_0 .. u_(L-1)] and index L - l picks u_(L-1-l) for l < L and the 0 for l = L.
-  std::vector<int64_t> reversed(L + 1);
-  for (int64_t l = 0; l <= L; ++l) reversed[l] = L - l;
-  Tensor u_pad = cat({zeros({u.size(0), d_model, 1}, u.dtype(), u.device()), u}, 2);
-  Tensor u_rev = index_select(u_pad, 2, raw::to_device(from_vector(reversed, {L + 1}), u.device()));
-  Tensor driven = cplx::apply_to_real(V, u_rev);  // [B, H, N/2, 2]
-  Tensor x_L = cplx::mul(d.B_bar, driven);
-  if (!from_zero) x_L = add(cplx::mul(select(V, 2, L), x0), x_L);
+  Tensor x_L;
+  {
+    std::optional<NoGradGuard> values_only;  // the state's graph, unless the caller wants it
+    if (!state_grad_enabled()) values_only.emplace();
+    std::vector<int64_t> reversed(L + 1);
+    for (int64_t l = 0; l <= L; ++l) reversed[l] = L - l;
+    Tensor u_pad = cat({zeros({u.size(0), d_model, 1}, u.dtype(), u.device()), u}, 2);
+    Tensor u_rev = index_select(u_pad, 2, raw::to_device(from_vector(reversed, {L + 1}), u.device()));
+    Tensor driven = cplx::apply_to_real(V, u_rev);  // [B, H, N/2, 2]
+    x_L = cplx::mul(d.B_bar, driven);
+    if (!from_zero) x_L = add(cplx::mul(select(V, 2, L), x0), x_L);
+  }
   state_set(state, "x", x_L);
   return note_output(gelu_linear_glu(transpose(y, 1, 2), *output_linear));
 }
