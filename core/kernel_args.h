@@ -9,6 +9,19 @@
 
 namespace engram {
 
+// All dims but the last: a complex tensor's element shape (or strides) without its [re, im] dim.
+inline Shape without_last(const Shape& s) { return Shape(s.begin(), s.end() - 1); }
+
+// vandermonde: a [R, 2] and V [R, P, 2], one dtype (the backward passes da as a).
+inline void check_vandermonde_args(const char* op, const Tensor& a, const Tensor& V) {
+  ENGRAM_CHECK(a.dim() == 2 && a.shape()[1] == 2 && V.dim() == 3 && V.shape()[0] == a.shape()[0] &&
+                   V.shape()[2] == 2,
+               "{}: expected a [R, 2] and V [R, P, 2], got a {}, V {}", op, shape_str(a.shape()),
+               shape_str(V.shape()));
+  ENGRAM_CHECK(V.dtype() == a.dtype(), "{}: dtypes differ: a {}, V {}", op, dtype_name(a.dtype()),
+               dtype_name(V.dtype()));
+}
+
 // complex_mul: a, b of out's shape [.., 2], one dtype.
 inline void check_complex_mul_args(const Tensor& a, const Tensor& b, const Tensor& out) {
   ENGRAM_CHECK(out.dim() >= 1 && out.shape().back() == 2 && a.shape() == out.shape() &&

@@ -235,15 +235,15 @@ static void irfft(Tref x, int64_t n, Tref out) {
 }
 
 template <typename T> static void complex_mul_impl(Tref a, Tref b, bool conj_a, Tref out) {
-  const Shape lead(out.shape().begin(), out.shape().end() - 1);
-  auto lead_of = [](Tref x) { return Shape(x.strides().begin(), x.strides().end() - 1); };
+  const Shape lead = without_last(out.shape());
   const T *pa = a.data<T>(), *pb = b.data<T>();
   T* po = out.data<T>();
   const int64_t a_im = a.strides().back(), b_im = b.strides().back();
   const T sign = conj_a ? T(-1) : T(1);
   for_each_strided<3>(
       out.numel() / 2,
-      make_strided(lead, lead_of(out), lead_of(a), lead_of(b), "complex_mul"),
+      make_strided(lead, without_last(out.strides()), without_last(a.strides()),
+                   without_last(b.strides()), "complex_mul"),
       [=] __device__(const int64_t(&off)[3]) {
         const T ar = pa[off[1]], ai = sign * pa[off[1] + a_im];
         const T br = pb[off[2]], bi = pb[off[2] + b_im];

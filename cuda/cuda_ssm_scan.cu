@@ -22,6 +22,7 @@
 //   one thread per (r, j), exp/cos/sin of the double angle (the CPU multiplies by exp(a step)
 //   between exact reseeds, so the two agree to rounding, not bitwise);
 // backward da_r = sum_j p_j conj(V_rj) dV_rj, one thread per r, j ascending, in double.
+#include "core/kernel_args.h"
 #include "cuda/common.cuh"
 
 namespace engram::cuda {
@@ -311,12 +312,7 @@ static void vandermonde_backward_impl(Tref V_t, Tref dV_t, double start, double 
 static void check_vandermonde(const char* op, Tref a, Tref V) {
   require_contiguous(a, op, "a (da)");
   require_contiguous(V, op, "V");
-  ENGRAM_CHECK(a.dim() == 2 && a.shape()[1] == 2 && V.dim() == 3 && V.shape()[0] == a.shape()[0] &&
-                   V.shape()[2] == 2,
-               "{}: expected a [R, 2] and V [R, P, 2], got a {}, V {}", op, shape_str(a.shape()),
-               shape_str(V.shape()));
-  ENGRAM_CHECK(V.dtype() == a.dtype(), "{}: dtypes differ: a {}, V {}", op, dtype_name(a.dtype()),
-               dtype_name(V.dtype()));
+  check_vandermonde_args(op, a, V);
 }
 
 static void vandermonde(Tref a, double start, double step, Tref V) {

@@ -34,6 +34,7 @@
 
 #include "core/backend.h"
 #include "core/cpu/kernel_checks.h"
+#include "core/kernel_args.h"
 #include "core/cpu/strided.h"
 
 namespace engram::cpu {
@@ -319,13 +320,8 @@ static void vandermonde_backward_typed(const T* V, const T* dV, T* da, int64_t R
 }
 
 static void check_vandermonde(const char* op, Tref a, Tref V) {
-  ENGRAM_CHECK(a.dim() == 2 && a.shape()[1] == 2 && V.dim() == 3 && V.shape()[0] == a.shape()[0] &&
-                   V.shape()[2] == 2,
-               "{}: expected a [R, 2] and V [R, P, 2], got a {}, V {}", op, shape_str(a.shape()),
-               shape_str(V.shape()));
+  check_vandermonde_args(op, a, V);
   check_contiguous({&a, &V}, op);
-  ENGRAM_CHECK(V.dtype() == a.dtype(), "{}: dtypes differ: a {}, V {}", op, dtype_name(a.dtype()),
-               dtype_name(V.dtype()));
 }
 
 static void vandermonde(Tref a, double start, double step, Tref V) {
