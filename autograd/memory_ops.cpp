@@ -5,6 +5,10 @@
 // ops would record 4 nodes and allocate a [B, dk, dv] state per step; this records one node and
 // keeps only a state per chunk of steps for the backward.
 //
+// episodic_scan runs a CRSD episodic buffer's reads and writes over a whole sequence in one node
+// (core/cpu/cpu_episodic.cpp has both passes) instead of ~40 small ops and ~60 tensors per step;
+// its backward rebuilds each step's slots by undoing the writes, so it stores no state either.
+//
 // cmr_drift_scan runs episodic CMR's context drift (memory/cmr/context.h) over a whole sequence
 // in one node instead of ~10 small ops per token (core/cpu/cpu_cmr.cpp has both passes).
 #include "autograd/ops.h"
@@ -48,6 +52,53 @@ HebbianScan hebbian_scan(const Tensor& q_in, const Tensor& k_in, const Tensor& v
            std::vector<double> s = scalars.to_vector<double>();
            return std::vector<Tensor>{dq, dk, dv, full(gamma_shape, s[0], dt, q.device()),
                                       full(eta_shape, s[1], dt, q.device()), dh0};
+         });
+  return out;
+}
+
+EpisodicScan episodic_scan(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                           const EpisodicSlots& start, const EpisodicScanArgs& args) {
+  ENGRAM_CHECK(q_in.dim() == 3 && k_in.shape() == q_in.shape() && v_in.dim() == 3 &&
+                   v_in.shape()[0] == q_in.shape()[0] && v_in.shape()[1] == q_in.shape()[1],
+               "episodic_scan: expected q, k [B, T, dk] and v [B, T, dv], got q {} k {} v {}",
+               shape_str(q_in.shape()), shape_str(k_in.shape()), shape_str(v_in.shape()));
+  ENGRAM_CHECK(start.keys.dim() == 3 && start.keys.shape()[0] == q_in.shape()[0] &&
+                   start.keys.shape()[2] == q_in.shape()[2],
+               "episodic_scan: the slot keys must be [{}, S, {}], got {}", q_in.shape()[0],
+               q_in.shape()[2], shape_str(start.keys.shape()));
+  const int64_t S = start.keys.shape()[1];
+  ENGRAM_CHECK(args.temperature > 0 && args.eps >= 0 && args.top_k >= 0 && args.top_k <= S &&
+                   args.recency_window >= 0,
+               "episodic_scan: need temperature > 0, eps >= 0, 0 <= top_k <= slots ({}) and "
+               "recency_window >= 0, got {}, {}, {}, {}",
+               S, args.temperature, args.eps, args.top_k, args.recency_window);
+  for (const Tensor* t : {&k_in, &v_in, &start.keys, &start.values, &start.importance, &start.age,
+                          &start.filled})
+    rk::check_same(q_in, *t, "episodic_scan");
+  const int64_t B = q_in.shape()[0], T = q_in.shape()[1], dk = q_in.shape()[2], dv = v_in.shape()[2];
+  Tensor q = raw::contiguous(q_in), k = raw::contiguous(k_in), v = raw::contiguous(v_in);
+  EpisodicSlots in{raw::contiguous(start.keys), raw::contiguous(start.values),
+                   raw::contiguous(start.importance), raw::contiguous(start.age),
+                   raw::contiguous(start.filled)};
+  const DType dt = q.dtype();
+  const Device dev = q.device();
+  EpisodicScan out{empty({B, T, dv}, dt, dev),
+                   {empty({B, S, dk}, dt, dev), empty({B, S, dv}, dt, dev), empty({B, S}, dt, dev),
+                    empty({B, S}, dt, dev), empty({B, S}, dt, dev)}};
+  Tensor weights = empty({B, T, S}, dt, dev), writes = empty({B, T, 2}, DType::i64, dev);
+  ENGRAM_KERNEL(dev, episodic_scan)(q, k, v, in, args, out.recall, out.slots, weights, writes);
+  Tensor keys_end = out.slots.keys, values_end = out.slots.values;
+  record("episodic_scan", {q_in, k_in, v_in, start.keys, start.values},
+         {out.recall, out.slots.keys, out.slots.values},
+         [q, k, v, in, keys_end, values_end, weights, writes, args](const std::vector<Tensor>& g) {
+           Tensor dr = raw::contiguous(g[0]), dkeys = raw::contiguous(g[1]),
+                  dvalues = raw::contiguous(g[2]);
+           Tensor dq = empty_like(q), dk = empty_like(k), dv = empty_like(v),
+                  dkeys0 = empty_like(in.keys), dvalues0 = empty_like(in.values);
+           ENGRAM_KERNEL(q.device(), episodic_scan_backward)(
+               q, k, v, in.keys, in.values, keys_end, values_end, weights, writes, args, dr, dkeys,
+               dvalues, dq, dk, dv, dkeys0, dvalues0);
+           return std::vector<Tensor>{dq, dk, dv, dkeys0, dvalues0};
          });
   return out;
 }

@@ -192,6 +192,17 @@ HebbianScan hebbian_scan(const Tensor& q, const Tensor& k, const Tensor& v, cons
                          const Tensor& eta, const Tensor& h0 = Tensor(), bool detach_memory = false,
                          int64_t chunk = 16);
 
+// An episodic buffer's whole sequence (memory/crsd/episodic.h: cosine read over the allowed
+// slots, then a priority write) in one node: q, k [B, T, dk], v [B, T, dv] and the slots entering
+// the sequence -> the recalls [B, T, dv] and the slots after the last step. Gradients reach q, k,
+// v and the start keys and values; slot choices are discrete (core/cpu/cpu_episodic.cpp).
+struct EpisodicScan {
+  Tensor recall;        // [B, T, dv]
+  EpisodicSlots slots;  // after the last step
+};
+EpisodicScan episodic_scan(const Tensor& q, const Tensor& k, const Tensor& v,
+                           const EpisodicSlots& start, const EpisodicScanArgs& args);
+
 // Episodic CMR's context drift over time (memory/cmr/context.h's rule, row by row):
 //   c_t = rho_t c_{t-1} + beta_t cin_t,  rho_t = sqrt(1 + beta_t^2 ((c_{t-1}.cin_t)^2 - 1))
 //         - beta_t (c_{t-1}.cin_t),  c_{-1} = c0.

@@ -41,6 +41,17 @@ struct SgdStepArgs {
   bool nesterov, first;  // first: the step that initialises the momentum buffer (buf = d)
 };
 
+// Options of the episodic buffer's fused scan (memory/crsd/episodic.h's EpisodicOptions).
+struct EpisodicScanArgs {
+  double temperature, decay, eps;
+  int64_t top_k, recency_window;  // 0 = every filled slot / no window
+  bool detach_memory;
+};
+// An episodic buffer's slots: keys [B, S, dk], values [B, S, dv], importance, age, filled [B, S].
+struct EpisodicSlots {
+  Tensor keys, values, importance, age, filled;
+};
+
 struct Backend {
   const char* name = "?";
   // ---- memory and copies ----
@@ -169,6 +180,22 @@ struct Backend {
   void (*hebbian_scan_backward)(Tref q, Tref k, Tref v, double gamma, double eta, Tref checkpoints,
                                 int64_t chunk, Tref dr, Tref dh_last, bool detach_memory, Tref dq,
                                 Tref dk, Tref dv, Tref dh0, Tref grads) = nullptr;
+
+  // Episodic buffer over [B, T] (cpu_episodic.cpp has the read and write rules): q, k [B, T, dk],
+  // v [B, T, dv], the slots entering (`start`); writes recall [B, T, dv], the slots after the
+  // last step (`end`), and for the backward weights [B, T, S] (each read's softmax weights) and
+  // writes [B, T, 2] i64 (the slot written at each step, and the step that wrote that slot
+  // before, or -1 when it still held its start content).
+  void (*episodic_scan)(Tref q, Tref k, Tref v, const EpisodicSlots& start,
+                        const EpisodicScanArgs& a, Tref recall, const EpisodicSlots& end,
+                        Tref weights, Tref writes) = nullptr;
+  // Reverse pass: undoes the writes from the end keys/values back to the start, so no state is
+  // stored. dq, dk, dv, dkeys0, dvalues0 are written (not accumulated).
+  void (*episodic_scan_backward)(Tref q, Tref k, Tref v, Tref keys0, Tref values0, Tref keys_end,
+                                 Tref values_end, Tref weights, Tref writes,
+                                 const EpisodicScanArgs& a, Tref drecall, Tref dkeys_end,
+                                 Tref dvalues_end, Tref dq, Tref dk, Tref dv, Tref dkeys0,
+                                 Tref dvalues0) = nullptr;
 
   // ---- episodic CMR (memory/cmr/episodic_cmr.h): context drift over time (cpu_cmr.cpp) ----
   // Context drift along dim 1 of [B, T, D] (memory/cmr/context.h's rule, one row per head):

@@ -11,6 +11,9 @@
 //   cmr_drift_scan forward                per row and step, 5 D + 8: d = c . cin 2 D,
 //     (core/cpu/cpu_cmr.cpp)              c = rho c + beta cin 3 D, rho = sqrt(1 + b^2 (d^2 - 1)) - b d
 //                                         8 (sqrt counted as one)
+//   episodic_scan forward                 per batch row, step and slot, 4 dk + 2 dv: the score
+//     (core/cpu/cpu_episodic.cpp)         q . K_j 2 dk, the novelty k . K_j 2 dk, the recall
+//                                         w_j V_j 2 dv (norms, softmax and the write not counted)
 // An add, a multiply or a subtract is one operation (a multiply-add is two). Elementwise ops,
 // reductions, softmax and the fused backward kernels are not counted: the count is the matrix
 // products plus the memory kernels' forwards, the dominant terms of attention and memory blocks

@@ -2,8 +2,10 @@
 // (the shapes and dtypes a backend entry expects; where the data lives is each backend's own
 // check). A caller that breaks the contract gets an error naming the kernel, not wrong numbers.
 #pragma once
+#include <initializer_list>
 #include <utility>
 
+#include "core/backend.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -88,6 +90,75 @@ inline std::pair<int64_t, int64_t> batch_offsets(const Tensor& out, const Tensor
     if (b.shape()[d] != 1) ob += i * b.strides()[d];
   }
   return {oa, ob};
+}
+
+// Each tensor of `want` has its shape and dtype (named in the error with the sizes it came from).
+inline void check_shapes(const char* op, std::initializer_list<std::pair<const Tensor*, Shape>> want,
+                         DType dtype) {
+  for (const auto& [t, shape] : want) {
+    ENGRAM_CHECK(t->shape() == shape, "{}: expected a tensor of shape {}, got {}", op,
+                 shape_str(shape), shape_str(t->shape()));
+    ENGRAM_CHECK(t->dtype() == dtype, "{}: expected {} for the [{}] tensor, got {}", op,
+                 dtype_name(dtype), shape_str(shape), dtype_name(t->dtype()));
+  }
+}
+
+// episodic_scan's tensors: q, k [B, T, dk], v [B, T, dv], slot keys [B, S, dk] and values
+// [B, S, dv] (start and end), recall [B, T, dv] and weights [B, T, S] of q's dtype, writes
+// [B, T, 2] i64. Returns {B, T, S, dk, dv}.
+struct EpisodicSizes { int64_t B, T, S, dk, dv; };
+inline EpisodicSizes check_episodic_tensors(const char* op, const Tensor& q, const Tensor& k,
+                                            const Tensor& v, const Tensor& keys0,
+                                            const Tensor& values0, const Tensor& keys_end,
+                                            const Tensor& values_end, const Tensor& recall,
+                                            const Tensor& weights, const Tensor& writes) {
+  ENGRAM_CHECK(q.dim() == 3 && v.dim() == 3 && keys0.dim() == 3,
+               "{}: expected q [B, T, dk], v [B, T, dv] and keys [B, S, dk], got q {}, v {}, keys {}",
+               op, shape_str(q.shape()), shape_str(v.shape()), shape_str(keys0.shape()));
+  const EpisodicSizes n{q.shape()[0], q.shape()[1], keys0.shape()[1], q.shape()[2], v.shape()[2]};
+  check_shapes(op,
+               {{&k, {n.B, n.T, n.dk}}, {&v, {n.B, n.T, n.dv}}, {&recall, {n.B, n.T, n.dv}},
+                {&weights, {n.B, n.T, n.S}}, {&keys0, {n.B, n.S, n.dk}},
+                {&values0, {n.B, n.S, n.dv}}, {&keys_end, {n.B, n.S, n.dk}},
+                {&values_end, {n.B, n.S, n.dv}}},
+               q.dtype());
+  ENGRAM_CHECK(writes.shape() == (Shape{n.B, n.T, 2}) && writes.dtype() == DType::i64,
+               "{}: expected writes [{}, {}, 2] i64, got {} {}", op, n.B, n.T,
+               shape_str(writes.shape()), dtype_name(writes.dtype()));
+  return n;
+}
+
+// episodic_scan: the tensors above and importance, age, filled [B, S] at the start and the end.
+inline EpisodicSizes check_episodic_scan_args(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const EpisodicSlots& start, const EpisodicSlots& end,
+                                              const Tensor& recall, const Tensor& weights,
+                                              const Tensor& writes) {
+  const char* op = "episodic_scan";
+  EpisodicSizes n = check_episodic_tensors(op, q, k, v, start.keys, start.values, end.keys,
+                                           end.values, recall, weights, writes);
+  check_shapes(op,
+               {{&start.importance, {n.B, n.S}}, {&start.age, {n.B, n.S}},
+                {&start.filled, {n.B, n.S}}, {&end.importance, {n.B, n.S}},
+                {&end.age, {n.B, n.S}}, {&end.filled, {n.B, n.S}}},
+               q.dtype());
+  return n;
+}
+
+// episodic_scan_backward: the forward's tensors, and a gradient of each one's shape and dtype.
+inline EpisodicSizes check_episodic_scan_backward_args(
+    const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& keys0, const Tensor& values0,
+    const Tensor& keys_end, const Tensor& values_end, const Tensor& weights, const Tensor& writes,
+    const Tensor& drecall, const Tensor& dkeys_end, const Tensor& dvalues_end, const Tensor& dq,
+    const Tensor& dk, const Tensor& dv, const Tensor& dkeys0, const Tensor& dvalues0) {
+  const char* op = "episodic_scan_backward";
+  EpisodicSizes n = check_episodic_tensors(op, q, k, v, keys0, values0, keys_end, values_end,
+                                           drecall, weights, writes);
+  check_shapes(op,
+               {{&dq, q.shape()}, {&dk, k.shape()}, {&dv, v.shape()}, {&dkeys0, keys0.shape()},
+                {&dvalues0, values0.shape()}, {&dkeys_end, keys0.shape()},
+                {&dvalues_end, values0.shape()}},
+               q.dtype());
+  return n;
 }
 
 }  // namespace engram

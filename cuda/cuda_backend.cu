@@ -20,6 +20,7 @@ void register_nn(Backend& b);           // cuda_nn.cu
 void register_conv(Backend& b);         // cuda_conv.cu
 void register_fft(Backend& b);          // cuda_fft.cu
 void register_scan(Backend& b);         // cuda_scan.cu
+void register_episodic(Backend& b);     // cuda_episodic.cu
 void register_cmr(Backend& b);          // cuda_cmr.cu
 void register_titans(Backend& b);       // cuda_titans.cu
 void register_ssm(Backend& b);          // cuda_ssm.cu
@@ -247,6 +248,7 @@ Backend make_cuda_backend() {
   register_conv(b);
   register_fft(b);
   register_scan(b);
+  register_episodic(b);
   register_cmr(b);
   register_titans(b);
   register_ssm(b);

@@ -146,6 +146,73 @@ TEST_CASE("EpisodicBuffer gradchecks through several steps (top-k and recency wi
   }
 }
 
+// The fused sequence (forward, episodic_scan) against step() at every t: recalls, every slot
+// tensor after the last step and the gradients of q, k, v and of the start keys and values, in
+// f64, through replacement (T > slots), from a filled start state, with each option.
+TEST_CASE("EpisodicBuffer: the fused scan equals step() at every t, values and gradients") {
+  for (int variant = 0; variant < 5; ++variant) {
+    EpisodicOptions opt;
+    opt.slots = 4;
+    opt.temperature = 0.3;
+    opt.decay = 0.9;
+    if (variant == 1) opt.top_k = 2;
+    if (variant == 2) opt.recency_window = 3;
+    if (variant == 3) opt.detach_memory = true;
+    if (variant == 4) opt.top_k = 3, opt.recency_window = 4;
+    INFO("variant " << variant);
+    EpisodicBuffer buf(3, 2, opt);
+    Generator g(40 + variant);
+    const int64_t B = 3, T = 9;
+    Tensor q = randn({B, T, 3}, DType::f64, &g), k = randn({B, T, 3}, DType::f64, &g);
+    Tensor v = randn({B, T, 2}, DType::f64, &g);
+    // a start state with two filled slots per row (different ones), their own ages and importance
+    EpisodicState start = buf.initial_state(B, DType::f64);
+    start.keys = randn({B, 4, 3}, DType::f64, &g), start.values = randn({B, 4, 2}, DType::f64, &g);
+    start.filled = from_vector<double>({1, 1, 0, 0, 0, 1, 0, 1, 1, 0, 1, 0}, {B, 4});
+    start.importance = mul(start.filled, rand({B, 4}, DType::f64, &g));
+    start.age = mul(start.filled, from_vector<double>({2, 5, 0, 0, 0, 1, 0, 4, 3, 0, 6, 0}, {B, 4}));
+    Tensor wr = randn({B, T, 2}, DType::f64, &g), wk = randn({B, 4, 3}, DType::f64, &g),
+           wv = randn({B, 4, 2}, DType::f64, &g);
+    auto run = [&](bool fused) {
+      std::vector<Tensor> leaves;
+      for (const Tensor& x : {q, k, v, start.keys, start.values}) {
+        leaves.push_back(raw::clone(x));
+        leaves.back().requires_grad_();
+      }
+      EpisodicState st = start;
+      st.keys = leaves[3], st.values = leaves[4];
+      Tensor recall;
+      if (fused) {
+        recall = buf.forward(leaves[0], leaves[1], leaves[2], st);
+      } else {
+        std::vector<Tensor> rs;
+        for (int64_t t = 0; t < T; ++t)
+          rs.push_back(buf.step(select(leaves[0], 1, t), select(leaves[1], 1, t),
+                                select(leaves[2], 1, t), st));
+        recall = stack(rs, 1);
+      }
+      Tensor loss = add(add(sum(mul(recall, wr)), sum(mul(st.keys, wk))), sum(mul(st.values, wv)));
+      std::vector<Tensor> out{recall, st.keys, st.values, st.importance, st.age, st.filled};
+      if (loss.requires_grad()) {
+        backward(loss);
+        for (Tensor& l : leaves) out.push_back(l.grad().defined() ? l.grad() : zeros_like(l));
+      } else {
+        for (Tensor& l : leaves) out.push_back(zeros_like(l));
+      }
+      return out;
+    };
+    std::vector<Tensor> fused = run(true), reference = run(false);
+    const char* names[] = {"recall", "keys", "values", "importance", "age", "filled",
+                           "dq", "dk", "dv", "dkeys0", "dvalues0"};
+    for (size_t i = 0; i < fused.size(); ++i) {
+      INFO(names[i]);
+      CHECK(max_abs_diff(fused[i], reference[i]) < 1e-12);
+    }
+    CHECK(max_abs_diff(fused[6], zeros_like(fused[6])) > 0.0);  // the reads' gradients reached q
+    if (!opt.detach_memory) CHECK(max_abs_diff(fused[7], zeros_like(fused[7])) > 0.0);  // and the writes' reached k
+  }
+}
+
 static CRSDConfig tiny_config() {
   CRSDConfig c;
   c.vocab_size = 7;

@@ -18,6 +18,7 @@ void register_conv(Backend& b);         // cpu_conv.cpp
 void register_fft(Backend& b);          // cpu_fft.cpp
 void register_scan(Backend& b);         // cpu_scan.cpp
 void register_memory(Backend& b);       // cpu_memory.cpp
+void register_episodic(Backend& b);     // cpu_episodic.cpp
 void register_titans(Backend& b);       // cpu_titans.cpp
 void register_ssm_mamba(Backend& b);    // cpu_ssm_mamba.cpp
 void register_ssm_scan(Backend& b);     // cpu_ssm_scan.cpp
@@ -43,6 +44,7 @@ Backend make_cpu_backend() {
   register_fft(b);
   register_scan(b);
   register_memory(b);
+  register_episodic(b);
   register_titans(b);
   register_ssm_mamba(b);
   register_ssm_scan(b);

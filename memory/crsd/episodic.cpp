@@ -92,12 +92,20 @@ Tensor EpisodicBuffer::step(const Tensor& q, const Tensor& k, const Tensor& v, E
 }
 
 Tensor EpisodicBuffer::forward(const Tensor& q, const Tensor& k, const Tensor& v, EpisodicState& st) const {
-  ENGRAM_CHECK(q.dim() == 3 && k.shape() == q.shape() && v.dim() == 3 && v.shape()[1] == q.shape()[1],
-               "EpisodicBuffer: expected q, k [B, T, d_k] and v [B, T, d_v], got q {} k {} v {}",
-               shape_str(q.shape()), shape_str(k.shape()), shape_str(v.shape()));
-  std::vector<Tensor> recalls, qs = unbind(q, 1), ks = unbind(k, 1), vs = unbind(v, 1);
-  for (int64_t t = 0; t < q.shape()[1]; ++t) recalls.push_back(step(qs[t], ks[t], vs[t], st));
-  return stack(recalls, 1);
+  ENGRAM_CHECK(q.dim() == 3 && k.shape() == q.shape() && v.dim() == 3 && v.shape()[1] == q.shape()[1] &&
+                   q.shape()[2] == d_k && v.shape()[2] == d_v && v.shape()[0] == q.shape()[0],
+               "EpisodicBuffer: expected q, k [B, T, {}] and v [B, T, {}], got q {} k {} v {}", d_k,
+               d_v, shape_str(q.shape()), shape_str(k.shape()), shape_str(v.shape()));
+  ENGRAM_CHECK(st.keys.defined() && st.keys.shape()[0] == q.shape()[0],
+               "EpisodicBuffer: state is for batch {}, input has batch {}",
+               st.keys.defined() ? st.keys.shape()[0] : 0, q.shape()[0]);
+  // the fused op: the same reads and writes as step() at every t, one node for the sequence
+  const EpisodicOptions& o = options;
+  EpisodicScan out = episodic_scan(q, k, v, {st.keys, st.values, st.importance, st.age, st.filled},
+                                   {o.temperature, o.decay, o.eps, o.top_k, o.recency_window,
+                                    o.detach_memory});
+  st = {out.slots.keys, out.slots.values, out.slots.importance, out.slots.age, out.slots.filled};
+  return out.recall;
 }
 
 std::string EpisodicBuffer::extra_repr() const {

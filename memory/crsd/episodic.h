@@ -13,6 +13,9 @@
 // updated as K <- K * (1 - e_j*) + e_j* k_t^T with a one-hot e_j*, so gradients reach k_t and v_t
 // through every later read, unless `detach_memory` is set. All of this is vectorised over the
 // batch: each sequence picks its own slot in the same ops.
+// step() is that rule as tensor ops, one step at a time (the reference); forward() runs a whole
+// sequence as one fused op, episodic_scan (core/cpu/cpu_episodic.cpp, its backward by hand), and
+// tests/test_memory.cpp holds the two equal, values and gradients.
 #pragma once
 #include "nn/module.h"
 
@@ -39,7 +42,7 @@ class EpisodicBuffer : public nn::Module {
   EpisodicState initial_state(int64_t batch, DType dtype = DType::f32, Device device = Device::cpu) const;
   // One step: q_t, k_t [B, d_k], v_t [B, d_v]. Returns the recall [B, d_v]; updates `state`.
   Tensor step(const Tensor& q, const Tensor& k, const Tensor& v, EpisodicState& state) const;
-  // A sequence: q, k [B, T, d_k], v [B, T, d_v] -> recalls [B, T, d_v], one step per t.
+  // A sequence: q, k [B, T, d_k], v [B, T, d_v] -> recalls [B, T, d_v] (step() at every t, fused).
   Tensor forward(const Tensor& q, const Tensor& k, const Tensor& v, EpisodicState& state) const;
   std::string type_name() const override { return "EpisodicBuffer"; }
   std::string extra_repr() const override;

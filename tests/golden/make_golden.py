@@ -182,6 +182,54 @@ def reservoir_scan(xs, p):
     return total
 
 
+def episodic_scan(xs, p):
+    # opinfo_memory.cpp: memory/crsd/episodic.h's step at every t (read, then write), from the
+    # start slots keys, values, importance, age, filled = xs[3:8]; "detach": the slots and the
+    # written k, v are detached at every write. The sample returns sum(r^2) + sum(K^2) + sum(V^2)
+    # of the recalls and the slots after the last step.
+    q, k, v = xs[:3]
+    K, V, imp, age, filled = xs[3:8]
+    tau, decay, eps = p["temperature"], p["decay"], p["eps"]
+    top_k, window, detach = p.get("top_k", 0), p.get("recency_window", 0), p.get("detach", False)
+    recalls = []
+    for t in range(q.shape[1]):
+        qn = F.normalize(q[:, t], dim=-1, eps=eps)
+        kn_slots = F.normalize(K, dim=-1, eps=eps)
+        scores = (kn_slots @ qn.unsqueeze(-1)).squeeze(-1) * (1.0 / tau)
+        with torch.no_grad():
+            allowed = filled > 0
+            if window > 0:
+                allowed = allowed & (age < window)
+            if 0 < top_k < scores.shape[1]:
+                ranked = torch.where(allowed, scores, torch.full_like(scores, -math.inf))
+                top = torch.zeros_like(allowed).scatter_(1, ranked.topk(top_k, dim=1).indices, True)
+                allowed = allowed & top
+        masked = torch.where(allowed, scores, torch.full_like(scores, -math.inf))
+        m = masked.max(1, keepdim=True).values.detach()
+        m = torch.where(torch.isinf(m), torch.zeros_like(m), m)
+        e = torch.exp(masked - m)
+        z = e.sum(1, keepdim=True)
+        w = e / (z + (z == 0).to(z.dtype))
+        recalls.append((w.unsqueeze(1) @ V).squeeze(1))
+        with torch.no_grad():
+            kn = F.normalize(k[:, t], dim=-1, eps=eps)
+            sim = (kn_slots @ kn.unsqueeze(-1)).squeeze(-1)
+            max_sim = torch.where(filled > 0, sim, torch.full_like(sim, -2.0)).max(1).values
+            novelty = (1.0 - max_sim).clamp(0.0, 1.0)
+            imp, age = imp * decay, age + 1.0
+            slot = (imp - (1.0 - filled)).argmin(1, keepdim=True)
+            hot = torch.zeros_like(filled).scatter_(1, slot, 1.0)
+            imp = imp * (1 - hot) + hot * novelty.unsqueeze(1)
+            age, filled = age * (1 - hot), torch.maximum(filled, hot)
+        kt, vt = (k[:, t].detach(), v[:, t].detach()) if detach else (k[:, t], v[:, t])
+        Kp, Vp = (K.detach(), V.detach()) if detach else (K, V)
+        hot3 = hot.unsqueeze(-1)
+        K = Kp * (1 - hot3) + hot3 * kt.unsqueeze(1)
+        V = Vp * (1 - hot3) + hot3 * vt.unsqueeze(1)
+    r = torch.stack(recalls, 1)
+    return (r * r).sum() + (K * K).sum() + (V * V).sum()
+
+
 def hebbian_scan(xs, p):
     # opinfo_memory.cpp: H_t = gamma H_{t-1} + eta k_t v_t^T, r_t = H_t^T q_t, H_{-1} = h0;
     # "detach": H_{t-1} is detached at every step; the sample returns sum(r^2) + sum(H_T^2).
@@ -420,6 +468,7 @@ OPS = {
     "complex_mul": complex_mul,
     "linear_scan": linear_scan,
     # ---- fused memory ops (opinfo_memory.cpp)
+    "episodic_scan": episodic_scan,
     "hebbian_scan": hebbian_scan,
     "cmr_drift_scan": cmr_drift_scan,
     "titans_linear_memory": titans_linear_memory,
