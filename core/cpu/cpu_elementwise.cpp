@@ -20,7 +20,14 @@ namespace engram::cpu {
 // differ from libm's by a few ulp (tanh, sigmoid, silu) or up to 1.5e-7 (erf in GELU). Double
 // keeps libm: it is the gradchecks' reference. Every other op is elementwise_math.h's formula.
 template <UnaryOp OP> constexpr bool kVectorMath =
-    OP == UnaryOp::tanh || OP == UnaryOp::sigmoid || OP == UnaryOp::silu || OP == UnaryOp::gelu;
+    OP == UnaryOp::tanh || OP == UnaryOp::sigmoid || OP == UnaryOp::silu || OP == UnaryOp::gelu ||
+    OP == UnaryOp::gelu_tanh;
+
+// GELU's tanh form, tanh(sqrt(2/pi) (x + c x^3)), on vtanh (libm's tanhf, through expm1f, was
+// 28% of the s5 step, scalar)
+static inline float gelu_tanh_inner(float x) {
+  return vtanh(float(kSqrt2OverPi) * (x + float(kGeluC) * x * x * x));
+}
 
 template <typename T, UnaryOp OP> static inline T cpu_unary_f(T x, T a, T b) {
   if constexpr (std::is_same_v<T, float> && kVectorMath<OP>) {
@@ -28,6 +35,7 @@ template <typename T, UnaryOp OP> static inline T cpu_unary_f(T x, T a, T b) {
     if constexpr (OP == UnaryOp::sigmoid) return vsigmoid(x);
     if constexpr (OP == UnaryOp::silu) return x * vsigmoid(x);
     if constexpr (OP == UnaryOp::gelu) return 0.5f * x * (1.0f + verf(x * float(kInvSqrt2)));
+    if constexpr (OP == UnaryOp::gelu_tanh) return 0.5f * x * (1.0f + gelu_tanh_inner(x));
   } else {
     return unary_f<T>(OP, x, a, b);
   }
@@ -40,6 +48,10 @@ template <typename T, UnaryOp OP> static inline T cpu_unary_df(T x, T y, T a, T 
   } else if constexpr (std::is_same_v<T, float> && OP == UnaryOp::gelu) {  // Phi(x) + x phi(x)
     return 0.5f * (1.0f + verf(x * float(kInvSqrt2))) +
            x * float(kInvSqrt2Pi) * vexp(-0.5f * x * x);
+  } else if constexpr (std::is_same_v<T, float> && OP == UnaryOp::gelu_tanh) {
+    const float t = gelu_tanh_inner(x);  // elementwise_math.h's derivative, on vtanh
+    return 0.5f * (1.0f + t) +
+           0.5f * x * (1.0f - t * t) * float(kSqrt2OverPi) * (1.0f + float(3 * kGeluC) * x * x);
   } else {
     return unary_df<T>(OP, x, y, a, b);  // tanh and sigmoid use y: nothing to evaluate
   }
