@@ -124,11 +124,29 @@ S5::Discrete S5::discretise() const {
   return Discrete{bar_re, bar_im, mul(cre, bre) - mul(cim, bim), mul(cre, bim) + mul(cim, bre)};
 }
 
-Tensor S5::readout(const Tensor& x_re, const Tensor& x_im, const Tensor& u) {
-  Tensor Cre = transpose(select(C, -1, 0), 0, 1), Cim = transpose(select(C, -1, 1), 0, 1);  // [Ph, H]
-  Tensor y = mul(matmul(x_re, Cre) - matmul(x_im, Cim), 2.0) + mul(u, D);
+// The complex products are real ones on the interleaved (re, im) layout, so the scan's output
+// and input are read and written in place: with x [.., 2Ph] = (re_0, im_0, re_1, ..),
+//   2 Re(C x) = x W_out, W_out [2Ph, H] rows 2 C_re[:, p], -2 C_im[:, p]   (x2 is exact)
+//   B^ u      = u W_in,  W_in [H, 2Ph] columns B^_re[p, :], B^_im[p, :]
+// (one product each, instead of two on strided halves copied for BLAS, plus a stack).
+Tensor S5::readout(const Tensor& x, const Tensor& u) {
+  Shape flat = x.shape();
+  flat.pop_back();
+  flat.back() = 2 * modes;
+  Tensor C2 = stack({mul(select(C, -1, 0), 2.0), mul(select(C, -1, 1), -2.0)}, -1);  // [H, Ph, 2]
+  Tensor W_out = transpose(reshape(C2, {d_model, 2 * modes}), 0, 1);                  // [2Ph, H]
+  Tensor y = matmul(reshape(x, flat), W_out) + mul(u, D);
   Tensor g = gelu(y, /*tanh_approximation=*/true);
   return mul(g, sigmoid(out2->forward(g)));  // half_glu1
+}
+
+Tensor S5::drive(const Discrete& d, const Tensor& u) {
+  const int64_t Ph = d.B_re.size(0), H = d.B_re.size(1);
+  Tensor W_in = transpose(reshape(stack({d.B_re, d.B_im}, 1), {2 * Ph, H}), 0, 1);  // [H, 2Ph]
+  Shape pairs = u.shape();
+  pairs.back() = Ph;
+  pairs.push_back(2);
+  return reshape(matmul(u, W_in), pairs);
 }
 
 const Tensor& S5::checked_state(const State& state, int64_t batch) const {
@@ -145,12 +163,11 @@ Tensor S5::forward(const Tensor& x, State& state) {
   const int64_t T = x.size(1);
   const Tensor& x0 = checked_state(state, x.size(0));
   Discrete d = discretise();
-  // B^ u_t for every step: [B, T, Ph] per part
-  Tensor f = stack({matmul(x, transpose(d.B_re, 0, 1)), matmul(x, transpose(d.B_im, 0, 1))}, -1);
+  Tensor f = drive(d, x);  // B^ u_t for every step: [B, T, Ph, 2]
   Tensor M = stack({stack({d.lambda_re, neg(d.lambda_im)}, -1),
                     stack({d.lambda_im, d.lambda_re}, -1)}, -2);  // [Ph, 2, 2]
   Tensor h = linear_scan_2x2(M, f, x0);                          // [B, T, Ph, 2]
-  Tensor y = readout(select(h, -1, 0), select(h, -1, 1), x);
+  Tensor y = readout(h, x);
   // a copy, so the state does not keep the whole [B, T, ..] scan output alive
   state_set(state, "x", contiguous(select(h, 1, T - 1)));
   return note_output(y);
@@ -162,12 +179,13 @@ Tensor S5::step(const Tensor& x_t, State& state) {
   const Tensor& s = checked_state(state, x_t.size(0));
   Discrete d = discretise();
   Tensor xr = select(s, -1, 0), xi = select(s, -1, 1);  // [B, Ph]
-  Tensor ur = matmul(x_t, transpose(d.B_re, 0, 1)), ui = matmul(x_t, transpose(d.B_im, 0, 1));
+  Tensor f = drive(d, x_t);  // [B, Ph, 2]
   // x_t = Lambda^ x_{t-1} + B^ u_t (complex)
-  Tensor nr = mul(d.lambda_re, xr) - mul(d.lambda_im, xi) + ur;
-  Tensor ni = mul(d.lambda_im, xr) + mul(d.lambda_re, xi) + ui;
-  state_set(state, "x", stack({nr, ni}, -1));
-  return readout(nr, ni, x_t);
+  Tensor nr = mul(d.lambda_re, xr) - mul(d.lambda_im, xi) + select(f, -1, 0);
+  Tensor ni = mul(d.lambda_im, xr) + mul(d.lambda_re, xi) + select(f, -1, 1);
+  Tensor next = stack({nr, ni}, -1);
+  state_set(state, "x", next);
+  return readout(next, x_t);
 }
 
 }  // namespace engram::nn::ssm

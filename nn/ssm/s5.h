@@ -70,8 +70,10 @@ class S5 : public SequenceMixer {
   std::shared_ptr<Linear> out2;
 
  private:
-  // 2 Re(C x) + D u -> gelu -> half GLU; x_re, x_im [.., Ph], u [.., H].
-  Tensor readout(const Tensor& x_re, const Tensor& x_im, const Tensor& u);
+  // 2 Re(C x) + D u -> gelu -> half GLU; x [.., Ph, 2] contiguous (re, im pairs), u [.., H].
+  Tensor readout(const Tensor& x, const Tensor& u);
+  // B^ u as one real product: [.., H] -> [.., Ph, 2] (re, im pairs, the scan's layout).
+  static Tensor drive(const Discrete& d, const Tensor& u);
   const Tensor& checked_state(const State& state, int64_t batch) const;
 };
 
