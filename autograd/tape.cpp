@@ -65,10 +65,25 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
     op_name_log().insert(name);
   }
   Tape& tp = tape();
-  Node node{name, inputs, {}, {}, std::move(backward_fn), {}};
+  Node node{name, {}, {}, {}, std::move(backward_fn), {}};
+  for (const Tensor& t : inputs) {
+    Node::Input in;
+    if (t.defined()) {
+      const TensorImpl* impl = t.impl();
+      in.defined = true;
+      in.requires_grad = impl->requires_grad;
+      if (impl->is_leaf && impl->requires_grad) in.leaf = t;
+      if (!impl->is_leaf) in.node = impl->tape_node, in.slot = impl->tape_slot, in.epoch = impl->tape_epoch;
+      in.shape = impl->shape;
+      in.dtype = impl->dtype;
+      in.storage = impl->storage;
+    }
+    node.inputs.push_back(std::move(in));
+  }
   for (const Tensor& t : inputs) node.versions.push_back(t.defined() ? t.storage()->version : 0);
   for (const Tensor& t : outputs) node.versions.push_back(t.defined() ? t.storage()->version : 0);
-  for (const Tensor& o : outputs) {
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    const Tensor& o = outputs[k];
     node.outputs.push_back(o.impl_ptr());
     node.output_meta.push_back(o.defined() ? Node::OutputMeta{o.shape(), o.dtype(), o.device()}
                                            : Node::OutputMeta{{}, DType::f32, Device::cpu});
@@ -76,6 +91,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
     o.impl()->requires_grad = true;
     o.impl()->is_leaf = false;
     o.impl()->tape_node = (int64_t)tp.nodes.size();
+    o.impl()->tape_slot = (int)k;
     o.impl()->tape_epoch = tp.epoch;
   }
   tp.nodes.push_back(std::move(node));
@@ -154,8 +170,8 @@ static void check_versions(const Node& node) {
                  what, i, shape_str(shape), node.name, node.versions[k], s->version);
   };
   for (size_t i = 0; i < node.inputs.size(); ++i)
-    if (node.inputs[i].defined())
-      check(node.inputs[i].storage().get(), i, "input", i, node.inputs[i].shape());
+    if (auto st = node.inputs[i].storage.lock())  // freed: nothing can have written it
+      check(st.get(), i, "input", i, node.inputs[i].shape);
   for (size_t i = 0; i < node.outputs.size(); ++i)
     if (auto o = node.outputs[i].lock(); o && o->storage)
       check(o->storage.get(), node.inputs.size() + i, "output", i, o->shape);
@@ -185,66 +201,69 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph,
     if (nodes_done) nodes_done(0);
     return;
   }
-  auto stale = [&](const TensorImpl* t) {
-    return t->tape_epoch != tp.epoch || t->tape_node < 0 || t->tape_node >= (int64_t)tp.nodes.size();
+  auto stale = [&](int64_t node, uint64_t epoch) {
+    return epoch != tp.epoch || node < 0 || node >= (int64_t)tp.nodes.size();
   };
-  ENGRAM_CHECK(!stale(r), "backward: the graph of this tensor was already freed (backward called "
-               "twice, or the tape was cleared); run the forward again");
+  ENGRAM_CHECK(!stale(r->tape_node, r->tape_epoch), "backward: the graph of this tensor was "
+               "already freed (backward called twice, or the tape was cleared); run the forward "
+               "again");
 
   // Gradients of non-leaf tensors live only for this pass (PyTorch semantics): a retained .grad
-  // from an earlier pass is reported, never propagated again. Leaves accumulate into .grad.
-  std::unordered_map<TensorImpl*, std::shared_ptr<TensorImpl>> pass;
-  accumulate_into(pass[r], seed, r->shape, r->dtype, true);
+  // from an earlier pass is reported, never propagated again. Leaves accumulate into .grad. The
+  // pass's gradients are kept per (node, output slot), so they need no tensor to stay alive.
+  std::vector<std::vector<std::shared_ptr<TensorImpl>>> pass(size_t(r->tape_node) + 1);
+  auto pass_slot = [&](int64_t node, int slot) -> std::shared_ptr<TensorImpl>& {
+    auto& outs = pass[size_t(node)];
+    if (outs.empty()) outs.resize(tp.nodes[size_t(node)].outputs.size());
+    return outs[size_t(slot)];
+  };
+  accumulate_into(pass_slot(r->tape_node, r->tape_slot), seed, r->shape, r->dtype, true);
 
   for (int64_t i = r->tape_node; i >= 0; --i) {
     if (nodes_done && i < r->tape_node) nodes_done(i + 1);  // nodes i+1.. have all run
     Node& node = tp.nodes[i];
-    std::vector<Tensor> gouts(node.outputs.size());
+    std::vector<std::shared_ptr<TensorImpl>>& outs = pass[size_t(i)];
     bool any = false;
-    for (size_t k = 0; k < node.outputs.size(); ++k) {
-      auto o = node.outputs[k].lock();
-      if (!o) continue;
-      auto it = pass.find(o.get());
-      if (it != pass.end() && it->second) {
-        gouts[k] = Tensor(it->second);
-        any = true;
-      }
-    }
+    for (const auto& g : outs) any = any || g != nullptr;
     if (!any) continue;
+    std::vector<Tensor> gouts(node.outputs.size());
     for (size_t k = 0; k < node.outputs.size(); ++k) {  // zeros for outputs nobody used
       const Node::OutputMeta& m = node.output_meta[k];
-      if (!gouts[k].defined()) gouts[k] = zeros(m.shape, m.dtype, m.device);
+      gouts[k] = outs[k] ? Tensor(outs[k]) : zeros(m.shape, m.dtype, m.device);
     }
     check_versions(node);
     std::vector<Tensor> gins = node.backward(gouts);
     ENGRAM_CHECK(gins.size() == node.inputs.size(), "backward of '{}' returned {} grads for {} inputs",
                  node.name, gins.size(), node.inputs.size());
     for (size_t k = 0; k < gins.size(); ++k) {
-      const Tensor& in = node.inputs[k];
-      if (!in.defined() || !in.requires_grad() || !gins[k].defined()) continue;
+      const Node::Input& in = node.inputs[k];
+      if (!in.defined || !gins[k].defined()) continue;
+      const bool leaf = in.node < 0;
+      if (leaf ? !(in.leaf.defined() && in.leaf.requires_grad()) : !in.requires_grad) continue;
       if (g_anomaly)
         ENGRAM_CHECK(all_finite(gins[k]), "anomaly: backward of op '{}' produced NaN/Inf in the "
-                     "gradient of input {} (shape {})", node.name, k, shape_str(in.shape()));
-      TensorImpl* t = in.impl();
-      if (t->is_leaf) {
+                     "gradient of input {} (shape {})", node.name, k, shape_str(in.shape));
+      if (leaf) {
+        TensorImpl* t = in.leaf.impl();
         accumulate_into(t->grad, gins[k], t->shape, t->dtype);
         continue;
       }
       // A non-leaf input whose producing node is gone would silently stop the gradient here.
-      ENGRAM_CHECK(!stale(t), "backward: op '{}' uses a tensor of shape {} whose graph was already "
-                   "freed by an earlier backward; detach() it if it is a carried state, or pass "
-                   "retain_graph=true to the first backward", node.name, shape_str(t->shape));
-      accumulate_into(pass[t], gins[k], t->shape, t->dtype, true);
+      ENGRAM_CHECK(!stale(in.node, in.epoch), "backward: op '{}' uses a tensor of shape {} whose "
+                   "graph was already freed by an earlier backward; detach() it if it is a "
+                   "carried state, or pass retain_graph=true to the first backward",
+                   node.name, shape_str(in.shape));
+      accumulate_into(pass_slot(in.node, in.slot), gins[k], in.shape, in.dtype, true);
     }
     // This node's outputs are complete: report retained grads, free the pass-local ones.
-    for (auto& w : node.outputs) {
-      auto o = w.lock();
-      if (!o) continue;
-      auto it = pass.find(o.get());
-      if (it == pass.end()) continue;
-      if (o->retain_grad && it->second) accumulate_into(o->grad, Tensor(it->second), o->shape, o->dtype);
-      pass.erase(it);
+    gouts.clear();
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      if (!outs[k]) continue;
+      auto o = node.outputs[k].lock();
+      if (o && o->retain_grad) accumulate_into(o->grad, Tensor(outs[k]), o->shape, o->dtype);
     }
+    outs.clear();
+    outs.shrink_to_fit();
   }
   if (nodes_done) nodes_done(0);
   if (!retain_graph) tp.clear();

@@ -1,8 +1,12 @@
 // autograd/tape.h — the tape: reverse-mode autodiff as one backwards loop.
 //
 // Every differentiable op, when grad mode is on and some input requires a gradient, appends a
-// Node holding its inputs, (weak references to) its outputs, and a closure computing the inputs'
-// gradients from the outputs' gradients. The tape is in execution order, which is already a
+// Node naming its inputs, (weak references to) its outputs, and a closure computing the inputs'
+// gradients from the outputs' gradients. A node holds only the leaves among its inputs (whose
+// .grad it fills); any other input is named by the node and output slot that produced it, and
+// the closure captures exactly the values its backward reads. So an intermediate tensor that no
+// backward needs (a matmul's output before its bias add, a sum's input) is freed as soon as the
+// forward drops it, not kept until backward: PyTorch's graph works the same way. The tape is in execution order, which is already a
 // topological order, so backward(loss) is:
 //
 //     loss.grad = 1
@@ -32,7 +36,18 @@ using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& 
 
 struct Node {
   std::string name;  // the op, for errors and anomaly reports
-  std::vector<Tensor> inputs;
+  struct Input {
+    bool defined = false;
+    bool requires_grad = false;  // when recorded (a leaf's own flag is read at backward)
+    Tensor leaf;                 // held: a leaf input that requires grad
+    int64_t node = -1;           // a non-leaf input: the node and output slot that produced it
+    int slot = 0;
+    uint64_t epoch = 0;          // and that node's tape generation
+    Shape shape;
+    DType dtype = DType::f32;
+    std::weak_ptr<Storage> storage;  // for the version check while something else holds it
+  };
+  std::vector<Input> inputs;
   std::vector<std::weak_ptr<TensorImpl>> outputs;
   // Shape/dtype/device of each output, so a zero gradient can stand in for an output that was
   // freed or never used (a backward always gets one gradient per output).

@@ -45,6 +45,7 @@ struct TensorImpl {
   bool retain_grad = false;    // keep .grad on a non-leaf after backward
   std::shared_ptr<TensorImpl> grad;
   int64_t tape_node = -1;  // index of the node that produced this tensor
+  int tape_slot = 0;       // which of that node's outputs it is
   uint64_t tape_epoch = 0; // the tape generation that node belongs to
 };
 

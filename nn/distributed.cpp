@@ -415,9 +415,9 @@ void DataParallel::backward(const Tensor& loss) {
   std::vector<int64_t> first_use(params_.size(), -1);
   const std::vector<Node>& nodes = tape().nodes;  // (none read when there is no loss)
   for (int64_t n = int64_t(nodes.size()) - 1; n >= 0; --n)
-    for (const Tensor& in : nodes[size_t(n)].inputs)
-      if (in.defined())
-        if (auto it = index_.find(in.impl()); it != index_.end()) first_use[it->second] = n;
+    for (const Node::Input& in : nodes[size_t(n)].inputs)
+      if (in.leaf.defined())  // parameters are leaves that require grad: held by the node
+        if (auto it = index_.find(in.leaf.impl()); it != index_.end()) first_use[it->second] = n;
   // A bucket is complete once every node at index >= ready_at has run: its parameters' earliest
   // first use (a parameter no node reads is complete from the start).
   std::vector<int64_t> ready_at(buckets_.size(), INT64_MAX);

@@ -134,6 +134,28 @@ TEST_CASE("tape: backward twice on the same loss without a new forward throws") 
   CHECK_VEC(grad_of(x), {2 + 5 + 7, 4 + 5 + 7, 6 + 5 + 7});
 }
 
+// The tape names a non-leaf input by the node that produced it, not by holding it: an
+// intermediate that no backward reads (here x + x, read only by sum, whose backward needs its
+// shape) is freed when the forward drops it, and its gradient still flows through to the leaf.
+TEST_CASE("tape: an intermediate no backward needs is freed during the forward") {
+  FreshTape ft;
+  Tensor x = leaf({1, 2, 3}, {3});
+  std::weak_ptr<Storage> doubled, exp_out;
+  Tensor loss;
+  {
+    Tensor t = x + x;  // add's backward reads neither input nor output
+    doubled = t.storage();
+    Tensor e = exp(x);  // exp's backward reads e: its closure holds it
+    exp_out = e.storage();
+    loss = sum(t) + sum(e);
+  }
+  CHECK(doubled.expired());
+  CHECK_FALSE(exp_out.expired());
+  backward(loss);
+  CHECK_VEC(grad_of(x), {2 + std::exp(1.0), 2 + std::exp(2.0), 2 + std::exp(3.0)});
+  CHECK(exp_out.expired());  // freed with the tape
+}
+
 TEST_CASE("tape: retain_graph keeps the tape for a second backward") {
   FreshTape ft;
   Tensor x = leaf({1, 2}, {2});
