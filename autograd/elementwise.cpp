@@ -82,13 +82,34 @@ Tensor le(const Tensor& a, const Tensor& b) { return compare(BinaryOp::le, a, b,
 Tensor eq(const Tensor& a, const Tensor& b) { return compare(BinaryOp::eq, a, b, "eq"); }
 
 // ---------------------------------------------------------------- unary
+// What each derivative (core/elementwise_math.h's unary_df) reads: x, y = f(x), or neither. The
+// backward keeps only that one alive, and hands it to the kernel for both: relu's T(x > 0) is
+// T(y > 0) exactly; a derivative that reads nothing gets dy as a stand-in of the right shape.
+// (Keeping both held a ReLU's input and output, two activations, where one is enough.)
+enum class UnaryReads { x, y, none };
+static UnaryReads backward_reads(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::exp: case UnaryOp::sqrt: case UnaryOp::rsqrt: case UnaryOp::tanh:
+    case UnaryOp::sigmoid: case UnaryOp::relu: case UnaryOp::reciprocal: case UnaryOp::rpow_scalar:
+      return UnaryReads::y;
+    case UnaryOp::neg: case UnaryOp::sign: case UnaryOp::add_scalar: case UnaryOp::mul_scalar:
+    case UnaryOp::step_mask:
+      return UnaryReads::none;
+    default:
+      return UnaryReads::x;
+  }
+}
+
 static Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, double p0 = 0, double p1 = 0) {
   ENGRAM_CHECK(is_floating(x.dtype()), "{}: expected a floating tensor, got {}", name,
                dtype_name(x.dtype()));
   Tensor y = rk::unary(op, x, p0, p1);
-  record1(name, {x}, y, [op, x, y, p0, p1](const Tensor& dy) {
-    Tensor dx = empty(x.shape(), x.dtype(), x.device());
-    ENGRAM_KERNEL(x.device(), unary_backward)(op, x, y, dy, p0, p1, dx);
+  const UnaryReads reads = backward_reads(op);
+  Tensor saved = reads == UnaryReads::x ? x : reads == UnaryReads::y ? y : Tensor();
+  record1(name, {x}, y, [op, saved, p0, p1](const Tensor& dy) {
+    const Tensor& s = saved.defined() ? saved : dy;
+    Tensor dx = empty(dy.shape(), dy.dtype(), dy.device());
+    ENGRAM_KERNEL(dy.device(), unary_backward)(op, s, s, dy, p0, p1, dx);
     return std::vector<Tensor>{dx};
   });
   return y;

@@ -156,6 +156,23 @@ TEST_CASE("tape: an intermediate no backward needs is freed during the forward")
   CHECK(exp_out.expired());  // freed with the tape
 }
 
+// A unary op keeps only what its derivative reads: relu its output (T(y > 0) = T(x > 0)), a
+// scalar multiply nothing. So relu's input, here x * 2, is freed once the forward drops it.
+TEST_CASE("tape: relu keeps its output only, a scalar multiply nothing") {
+  FreshTape ft;
+  Tensor x = leaf({-1, 2, 3}, {3});
+  std::weak_ptr<Storage> scaled;
+  Tensor loss;
+  {
+    Tensor t = mul(x, 2.0);
+    scaled = t.storage();
+    loss = sum(relu(t));
+  }
+  CHECK(scaled.expired());
+  backward(loss);
+  CHECK_VEC(grad_of(x), {0, 2, 2});
+}
+
 TEST_CASE("tape: retain_graph keeps the tape for a second backward") {
   FreshTape ft;
   Tensor x = leaf({1, 2}, {2});
