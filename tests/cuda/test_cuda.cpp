@@ -60,6 +60,10 @@ void expect_on_device(const char* kernel, const Tensor& t) {
                "(something above core/ made it without the input's device)",
                kernel, dtype_name(t.dtype()), shape_str(t.shape()));
 }
+void expect_on_device(const char* kernel, const EpisodicSlots& s) {  // each slot tensor
+  for (const Tensor* t : {&s.keys, &s.values, &s.importance, &s.age, &s.filled})
+    expect_on_device(kernel, *t);
+}
 template <class T> void expect_on_device(const char*, const T&) {}  // scalars, enums, structs
 
 template <class Fn, int Id> struct PlacementChecked;
@@ -114,6 +118,7 @@ void add_placement_checks(Backend& b) {
   ENGRAM_PLACEMENT_CHECK(b, complex_mul) ENGRAM_PLACEMENT_CHECK(b, complex_matmul)
   ENGRAM_PLACEMENT_CHECK(b, masked_softmax) ENGRAM_PLACEMENT_CHECK(b, masked_softmax_backward)
   ENGRAM_PLACEMENT_CHECK(b, lstm_cell) ENGRAM_PLACEMENT_CHECK(b, lstm_cell_backward)
+  ENGRAM_PLACEMENT_CHECK(b, episodic_scan) ENGRAM_PLACEMENT_CHECK(b, episodic_scan_backward)
 }
 
 // Decided once, before any case runs: a real GPU, or the CPU-kernel emulation when asked for.
