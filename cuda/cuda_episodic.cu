@@ -68,7 +68,9 @@ __global__ void episodic_forward_kernel(const T* q, const T* k, const T* v, cons
   for (int64_t i = threadIdx.x; i < S * dv; i += blockDim.x) V[i] = V0[b * S * dv + i];
   for (int64_t j = threadIdx.x; j < S; j += blockDim.x) {
     p[j] = p0[b * S + j], age[j] = age0[b * S + j], f[j] = f0[b * S + j], writer[j] = -1;
-    kdiv[j] = fmax(double(T(sqrt(dot_serial(K + j * dk, K + j * dk, dk)))), a.eps);
+    // from K0: the copy into K above is split over the threads and not yet published
+    const T* K0j = K0 + (b * S + j) * dk;
+    kdiv[j] = fmax(double(T(sqrt(dot_serial(K0j, K0j, dk)))), a.eps);
   }
   __syncthreads();
   const double inv_tau = double(T(1.0 / a.temperature)), lowest = -INFINITY;
