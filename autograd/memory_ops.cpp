@@ -87,16 +87,20 @@ EpisodicScan episodic_scan(const Tensor& q_in, const Tensor& k_in, const Tensor&
                     empty({B, S}, dt, dev), empty({B, S}, dt, dev)}};
   Tensor weights = empty({B, T, S}, dt, dev), writes = empty({B, T, 2}, DType::i64, dev);
   ENGRAM_KERNEL(dev, episodic_scan)(q, k, v, in, args, out.recall, out.slots, weights, writes);
-  Tensor keys_end = out.slots.keys, values_end = out.slots.values;
+  // the backward reads the start and end keys and values (importance, age and filled only
+  // steer the forward's discrete choices, which `writes` and `weights` record)
+  Tensor keys0 = in.keys, values0 = in.values, keys_end = out.slots.keys,
+         values_end = out.slots.values;
   record("episodic_scan", {q_in, k_in, v_in, start.keys, start.values},
          {out.recall, out.slots.keys, out.slots.values},
-         [q, k, v, in, keys_end, values_end, weights, writes, args](const std::vector<Tensor>& g) {
+         [q, k, v, keys0, values0, keys_end, values_end, weights, writes,
+          args](const std::vector<Tensor>& g) {
            Tensor dr = raw::contiguous(g[0]), dkeys = raw::contiguous(g[1]),
                   dvalues = raw::contiguous(g[2]);
            Tensor dq = empty_like(q), dk = empty_like(k), dv = empty_like(v),
-                  dkeys0 = empty_like(in.keys), dvalues0 = empty_like(in.values);
+                  dkeys0 = empty_like(keys0), dvalues0 = empty_like(values0);
            ENGRAM_KERNEL(q.device(), episodic_scan_backward)(
-               q, k, v, in.keys, in.values, keys_end, values_end, weights, writes, args, dr, dkeys,
+               q, k, v, keys0, values0, keys_end, values_end, weights, writes, args, dr, dkeys,
                dvalues, dq, dk, dv, dkeys0, dvalues0);
            return std::vector<Tensor>{dq, dk, dv, dkeys0, dvalues0};
          });

@@ -79,8 +79,8 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
       in.storage = impl->storage;
     }
     node.inputs.push_back(std::move(in));
+    node.versions.push_back(t.defined() ? t.storage()->version : 0);
   }
-  for (const Tensor& t : inputs) node.versions.push_back(t.defined() ? t.storage()->version : 0);
   for (const Tensor& t : outputs) node.versions.push_back(t.defined() ? t.storage()->version : 0);
   for (size_t k = 0; k < outputs.size(); ++k) {
     const Tensor& o = outputs[k];
